@@ -1,0 +1,49 @@
+# nobounce — the targets a newcomer guesses. See README.md.
+SHELL := /bin/bash
+GO        ?= go
+BIN       ?= bin/nobounce
+FUZZTIME  ?= 30s
+
+.PHONY: all build test test-unit test-integration demo bench fuzz lint install-deps clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/nobounce
+
+# Everything: unit tests, then the integration suite with real clamd,
+# Postfix and Sendmail on loopback (installs missing Debian packages first).
+test: test-unit test-integration
+
+test-unit:
+	$(GO) vet ./...
+	$(GO) test -count=1 ./...
+
+test-integration: install-deps
+	$(GO) test -tags integration -count=1 -timeout 20m ./integration/
+
+install-deps:
+	bash testbed/install.sh
+
+# Start clamd + Postfix + nobounce on loopback, send a clean and an EICAR
+# message, show what happened, stop everything.
+demo:
+	bash testbed/demo.sh
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+lint:
+	gofmt -l . | tee /dev/stderr | (! read)
+	$(GO) vet ./...
+	@command -v staticcheck >/dev/null && staticcheck ./... || echo "staticcheck not installed: go install honnef.co/go/tools/cmd/staticcheck@2025.1.1"
+
+clean:
+	rm -rf bin

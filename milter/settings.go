@@ -1,0 +1,42 @@
+package milter
+
+import (
+	"time"
+
+	"github.com/nobounce/nobounce/scan"
+	"github.com/nobounce/nobounce/verdict"
+)
+
+// Settings is everything the handling of one message depends on. A Session
+// takes the current Settings when a message starts and keeps them to its
+// end, so a reload never changes the rules halfway through a message.
+type Settings struct {
+	Scanners []scan.Scanner
+	// OnError is each scanner's failure policy, by scanner name; missing
+	// means tempfail.
+	OnError    map[string]verdict.OnError
+	Policy     verdict.Policy
+	MaxSize    int64         // scan size limit in bytes of wire form; <= 0: none
+	EOMTimeout time.Duration // from the final "." to our reply
+}
+
+// Decide turns scanner results into the verdict for a message.
+func (st *Settings) Decide(results []scan.Result, oversize bool) verdict.Verdict {
+	in := verdict.Input{Oversize: oversize}
+	for _, r := range results {
+		f := verdict.Finding{Scanner: r.Scanner, OnError: st.OnError[r.Scanner]}
+		switch r.Status {
+		case scan.Clean:
+			f.Kind = verdict.KindClean
+		case scan.Infected:
+			f.Kind, f.Threat = verdict.KindVirus, r.Threat
+		default:
+			f.Kind = verdict.KindError
+			if r.Err != nil {
+				f.Err = r.Err.Error()
+			}
+		}
+		in.Findings = append(in.Findings, f)
+	}
+	return verdict.Decide(in, st.Policy)
+}
