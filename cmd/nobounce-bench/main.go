@@ -12,6 +12,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"flag"
 	"fmt"
 	"os"
@@ -23,6 +24,8 @@ import (
 
 	gomilter "github.com/emersion/go-milter"
 
+	"github.com/nobounce/nobounce/scan"
+	"github.com/nobounce/nobounce/scan/clamd"
 	"github.com/nobounce/nobounce/sockaddr"
 )
 
@@ -32,6 +35,7 @@ func main() {
 	messages := flag.Int("messages", 100, "messages in all")
 	size := flag.String("size", "10KB", "body size of each message (e.g. 10KB, 1MB, 10MB)")
 	pid := flag.Int("pid", 0, "`PID` of the milter process, to report its peak RSS (VmHWM)")
+	baseline := flag.String("clamd", "", "also scan the same messages directly with the clamd at `ADDR` (INSTREAM, same concurrency) as a baseline, and print the ratios")
 	flag.Parse()
 
 	a, err := sockaddr.Parse(*addr)
@@ -48,6 +52,16 @@ func main() {
 		WriteTimeout: time.Minute,
 		ActionMask:   gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptAddRcpt | gomilter.OptRemoveRcpt | gomilter.OptQuarantine | gomilter.OptChangeBody,
 	})
+
+	var base *stats
+	if *baseline != "" {
+		b, err := clamdBaseline(*baseline, *sessions, *messages, body)
+		if err != nil {
+			fatal(err)
+		}
+		base = &b
+		b.print("clamd direct (baseline)")
+	}
 
 	var (
 		mu      sync.Mutex
@@ -112,25 +126,11 @@ func main() {
 	wg.Wait()
 	elapsed := time.Since(start)
 
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	fmt.Printf("messages:   %d of %d bytes body, %d sessions, %s\n", len(lat), n, *sessions, elapsed.Round(time.Millisecond))
-	fmt.Printf("rate:       %.1f messages/s, %.1f MB/s\n", float64(len(lat))/elapsed.Seconds(), float64(len(lat))*float64(n)/1e6/elapsed.Seconds())
-	if len(lat) > 0 {
-		fmt.Printf("eom→reply:  p50 %s  p99 %s  max %s\n", pct(lat, 50), pct(lat, 99), lat[len(lat)-1])
-	}
-	var kinds []string
-	for k, v := range replies {
-		kinds = append(kinds, fmt.Sprintf("%s=%d", k, v))
-	}
-	sort.Strings(kinds)
-	fmt.Printf("replies:    %s\n", strings.Join(kinds, " "))
-	fmt.Printf("errors:     %d\n", len(errs))
-	for i, e := range errs {
-		if i == 5 {
-			fmt.Printf("            ...\n")
-			break
-		}
-		fmt.Printf("            %s\n", e)
+	st := stats{n: len(lat), size: n, sessions: *sessions, elapsed: elapsed, lat: lat, replies: replies, errs: errs}
+	st.print("milter")
+	if base != nil && base.n > 0 && st.n > 0 {
+		fmt.Printf("ratio milter/clamd-direct: rate %.2f×  p50 %.2f×  p99 %.2f×\n",
+			st.rate()/base.rate(), float64(st.pct(50))/float64(base.pct(50)), float64(st.pct(99))/float64(base.pct(99)))
 	}
 	if *pid > 0 {
 		if hwm, err := peakRSS(*pid); err == nil {
@@ -153,7 +153,9 @@ func one(s *gomilter.ClientSession, i int, body []byte) (string, time.Duration, 
 		func() (*gomilter.Action, error) {
 			return s.HeaderField("Message-ID", fmt.Sprintf("<bench.%d.%d@remote.test>", time.Now().UnixNano(), i))
 		},
-		func() (*gomilter.Action, error) { return s.HeaderField("Subject", "benchmark message "+strconv.Itoa(i)) },
+		func() (*gomilter.Action, error) {
+			return s.HeaderField("Subject", "benchmark message "+strconv.Itoa(i))
+		},
 		s.HeaderEnd,
 	}
 	for off := 0; off < len(body); off += gomilter.MaxBodyChunk {
@@ -176,6 +178,101 @@ func one(s *gomilter.ClientSession, i int, body []byte) (string, time.Duration, 
 		return "", 0, err
 	}
 	return kindOf(act), d, nil
+}
+
+// stats is one run's figures.
+type stats struct {
+	n, size, sessions int
+	elapsed           time.Duration
+	lat               []time.Duration
+	replies           map[string]int
+	errs              []string
+}
+
+func (s *stats) rate() float64 { return float64(s.n) / s.elapsed.Seconds() }
+
+func (s *stats) pct(p int) time.Duration {
+	sort.Slice(s.lat, func(i, j int) bool { return s.lat[i] < s.lat[j] })
+	return pct(s.lat, p)
+}
+
+func (s *stats) print(label string) {
+	fmt.Printf("== %s\n", label)
+	fmt.Printf("messages:   %d of %d bytes body, %d sessions, %s\n", s.n, s.size, s.sessions, s.elapsed.Round(time.Millisecond))
+	fmt.Printf("rate:       %.1f messages/s, %.1f MB/s\n", s.rate(), float64(s.n)*float64(s.size)/1e6/s.elapsed.Seconds())
+	if s.n > 0 {
+		fmt.Printf("eom→reply:  p50 %s  p99 %s  max %s\n", s.pct(50), s.pct(99), s.lat[len(s.lat)-1].Round(10*time.Microsecond))
+	}
+	var kinds []string
+	for k, v := range s.replies {
+		kinds = append(kinds, fmt.Sprintf("%s=%d", k, v))
+	}
+	sort.Strings(kinds)
+	fmt.Printf("replies:    %s\n", strings.Join(kinds, " "))
+	fmt.Printf("errors:     %d\n", len(s.errs))
+	for i, e := range s.errs {
+		if i == 5 {
+			fmt.Printf("            ...\n")
+			break
+		}
+		fmt.Printf("            %s\n", e)
+	}
+}
+
+// clamdBaseline streams the same messages straight to clamd with nobounce's
+// own clamd client, measuring from the last byte to clamd's answer: the part
+// of the end-of-message wait that no milter can avoid.
+func clamdBaseline(addr string, sessions, messages int, body []byte) (stats, error) {
+	a, err := sockaddr.Parse(addr)
+	if err != nil {
+		return stats{}, err
+	}
+	sc, err := clamd.New(clamd.Options{Addrs: []sockaddr.Addr{a}, Timeout: 5 * time.Minute})
+	if err != nil {
+		return stats{}, err
+	}
+	st := stats{size: len(body), sessions: sessions, replies: map[string]int{}}
+	var mu sync.Mutex
+	next := 0
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := 0; w < sessions; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				if next >= messages {
+					mu.Unlock()
+					return
+				}
+				next++
+				i := next
+				mu.Unlock()
+				job := sc.Begin(context.Background(), &scan.Envelope{})
+				fmt.Fprintf(job, "Message-ID: <bench.%d.%d@remote.test>\r\nSubject: benchmark message %d\r\n\r\n", time.Now().UnixNano(), i, i)
+				for off := 0; off < len(body); off += gomilter.MaxBodyChunk {
+					job.Write(body[off:min(off+gomilter.MaxBodyChunk, len(body))])
+				}
+				t0 := time.Now()
+				r := job.Finish(context.Background())
+				d := time.Since(t0)
+				job.Abort()
+				mu.Lock()
+				if r.Err != nil {
+					st.errs = append(st.errs, r.Err.Error())
+				} else {
+					st.n++
+					st.lat = append(st.lat, d)
+					st.replies[r.Status.String()]++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	st.elapsed = time.Since(start)
+	return st, nil
 }
 
 func kindOf(a *gomilter.Action) string {
