@@ -7,7 +7,9 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,6 +28,50 @@ import (
 
 func BenchmarkScan1MB(b *testing.B)  { benchmarkScan(b, 1<<20) }
 func BenchmarkScan10MB(b *testing.B) { benchmarkScan(b, 10<<20) }
+
+// BenchmarkScan10MBParallel50 scans 10 MB messages from 50 goroutines at
+// once (the target load) through the Scanner, and reports the peak of the
+// Go heap in use while doing so: it must not grow with message size.
+func BenchmarkScan10MBParallel50(b *testing.B) {
+	const size = 10 << 20
+	piece := message(64 << 10)
+	f := newFake(b, behaviour{})
+	s := newScanner(b, time.Minute, f.unix)
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		var ms runtime.MemStats
+		for {
+			runtime.ReadMemStats(&ms)
+			peak.Store(max(peak.Load(), ms.HeapInuse))
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}()
+	b.SetBytes(size)
+	b.SetParallelism(max(1, 50/runtime.GOMAXPROCS(0)))
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			j := s.Begin(b.Context(), nil)
+			if err := writeRepeat(j, piece, size, nil); err != nil {
+				b.Error(err)
+				return
+			}
+			if r := j.Finish(b.Context()); r.Status != scan.Clean {
+				b.Errorf("%v %v", r.Status, r.Err)
+				return
+			}
+		}
+	})
+	close(stop)
+	<-sampled
+	b.ReportMetric(float64(peak.Load())/(1<<20), "MiB-heap-peak")
+}
 
 func benchmarkScan(b *testing.B, size int) {
 	piece := message(64 << 10)

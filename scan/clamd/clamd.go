@@ -61,8 +61,10 @@ var errAborted = errors.New("scan aborted")
 type Options struct {
 	// Addrs are the clamd sockets, in order of preference. At least one.
 	Addrs []sockaddr.Addr
-	// Timeout bounds a whole scan, from Begin to the answer. It is also the
-	// deadline of each read and write on the connection. Default 60s.
+	// Timeout bounds the wait for clamd's answer after the end of the
+	// message, and each read and write on the connection while the message
+	// streams (so a stalled clamd is caught, while a slow SMTP client is
+	// not). Default 60s.
 	Timeout time.Duration
 	// ConnectTimeout bounds each connection attempt and each PING.
 	// Default 5s.

@@ -118,21 +118,30 @@ func TestNew(t *testing.T) {
 // TestAnswers runs one message through the fake clamd behaving in each way,
 // over a unix socket and over TCP.
 func TestAnswers(t *testing.T) {
-	const timeout = 400 * time.Millisecond
+	// The scan timeout of the cases that hang; the others get 10s, enough
+	// for a loaded machine under -race.
+	const short = 400 * time.Millisecond
 	tests := []struct {
-		name   string
-		b      behaviour
-		size   int
-		status scan.Status
-		threat string
-		errHas []string // substrings of Result.Err
-		is     error    // errors.Is(Result.Err, is)
+		name    string
+		timeout time.Duration
+		b       behaviour
+		size    int
+		status  scan.Status
+		threat  string
+		errHas  []string // substrings of Result.Err
+		is      error    // errors.Is(Result.Err, is)
 	}{
 		{name: "ok", b: behaviour{reply: "stream: OK"}, size: 3000, status: scan.Clean},
 		{name: "found", b: behaviour{reply: "stream: Eicar-Signature FOUND"}, size: 3000,
 			status: scan.Infected, threat: "Eicar-Signature"},
 		{name: "found dotted name", b: behaviour{reply: "stream: Clamav.Test.File-6 FOUND"}, size: 100,
 			status: scan.Infected, threat: "Clamav.Test.File-6"},
+		// The library's pattern refuses a ':' in a signature name.
+		{name: "found name with colon", b: behaviour{reply: "stream: YARA.Rule:Part.UNOFFICIAL FOUND"}, size: 100,
+			status: scan.Infected, threat: "YARA.Rule:Part.UNOFFICIAL"},
+		// The library drops a last line without "\n": no answer, never clean.
+		{name: "answer without newline", b: behaviour{reply: "stream: OK", noNewline: true}, size: 100,
+			status: scan.Failed, errHas: []string{"without an answer"}},
 		{name: "empty message", b: behaviour{}, size: 0, status: scan.Clean},
 		{name: "garbage", b: behaviour{reply: "\x01garbage from the server"}, size: 3000,
 			status: scan.Failed, errHas: []string{"garbage from the server", "unexpected answer"}},
@@ -150,9 +159,9 @@ func TestAnswers(t *testing.T) {
 			status: scan.Failed, errHas: []string{"size limit exceeded (clamd StreamMaxLength)"}, is: ErrSizeLimit},
 		{name: "closed mid-stream", b: behaviour{closeAfter: 8 << 10}, size: 4 << 20,
 			status: scan.Failed, errHas: []string{"closed"}},
-		{name: "hangs after the stream", b: behaviour{noReply: true}, size: 3000,
+		{name: "hangs after the stream", timeout: short, b: behaviour{noReply: true}, size: 3000,
 			status: scan.Failed, errHas: []string{"timed out"}, is: ErrTimeout},
-		{name: "never reads", b: behaviour{noRead: true}, size: 16 << 20,
+		{name: "never reads", timeout: short, b: behaviour{noRead: true}, size: 16 << 20,
 			status: scan.Failed, errHas: []string{"timed out"}, is: ErrTimeout},
 	}
 	for _, network := range networks {
@@ -160,6 +169,10 @@ func TestAnswers(t *testing.T) {
 			t.Run(network+"/"+tt.name, func(t *testing.T) {
 				t.Parallel()
 				f := newFake(t, tt.b)
+				timeout := tt.timeout
+				if timeout == 0 {
+					timeout = 10 * time.Second
+				}
 				s := newScanner(t, timeout, f.addr(network))
 				start := time.Now()
 				j := asJob(t, s.Begin(t.Context(), &scan.Envelope{QueueID: "Q1"}))
@@ -290,7 +303,9 @@ func TestAllDown(t *testing.T) {
 	if r.Status != scan.Failed || werr == nil {
 		t.Fatalf("all down: %v, write error %v", r.Status, werr)
 	}
-	if took := time.Since(start); took > 500*time.Millisecond {
+	// Refused connections fail at once; waiting for ConnectTimeout (1s)
+	// twice would take 2s.
+	if took := time.Since(start); took > 1500*time.Millisecond {
 		t.Errorf("all down took %v", took)
 	}
 	for _, addr := range []sockaddr.Addr{a, b} {
@@ -304,12 +319,14 @@ func TestAllDown(t *testing.T) {
 	if o := s.order(); o[0].addr != a || o[1].addr != b {
 		t.Errorf("order %s, %s: want oldest failure first", o[0].name, o[1].name)
 	}
+	s.markDown(s.servers[0], errors.New("failed again")) // now b failed longer ago
+	if o := s.order(); o[0].addr != b || o[1].addr != a {
+		t.Errorf("order %s, %s: want oldest failure first", o[0].name, o[1].name)
+	}
 
-	// The second address comes up (a clamd on that very path): although
-	// marked down, it is tried and takes the message.
-	f := newFake(t, behaviour{})
-	s.servers[1].addr = f.unix // test only: point the down address at the fake
-	s.servers[1].name = f.unix.String()
+	// A clamd comes up on the second address: although marked down, it is
+	// tried and takes the message.
+	f := newFakeAt(t, behaviour{}, b.Address)
 	j = s.Begin(t.Context(), nil)
 	if err := writeAll(j, message(1000), 4096); err != nil {
 		t.Fatal(err)
@@ -325,21 +342,22 @@ func TestAllDown(t *testing.T) {
 // TestAbort: Abort in the middle of a message ends the goroutine, and a
 // Write after it fails instead of blocking, whether clamd is reading or stuck.
 func TestAbort(t *testing.T) {
-	const timeout = time.Second
 	for _, tt := range []struct {
-		name  string
-		b     behaviour
-		bound time.Duration // the goroutine must be gone by then
+		name    string
+		b       behaviour
+		timeout time.Duration
+		bound   time.Duration // the goroutine must be gone by then
 	}{
-		// Blocked on the pipe: ends at once.
-		{"clamd reading", behaviour{}, 200 * time.Millisecond},
+		// Blocked on the pipe: ends at once, long before the deadline.
+		{"clamd reading", behaviour{}, 20 * time.Second, 2 * time.Second},
 		// Blocked writing to a clamd that reads nothing: ends at the
-		// library's deadline on the connection.
-		{"clamd stuck", behaviour{noRead: true}, 2*timeout + time.Second},
+		// library's deadline on the connection (the timeout after the
+		// last chunk sent).
+		{"clamd stuck", behaviour{noRead: true}, time.Second, 3 * time.Second},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFake(t, tt.b)
-			s := newScanner(t, timeout, f.unix)
+			s := newScanner(t, tt.timeout, f.unix)
 			j := asJob(t, s.Begin(t.Context(), nil))
 			if err := writeAll(j, message(8<<10), 4096); err != nil {
 				t.Fatal(err)

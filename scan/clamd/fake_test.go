@@ -18,6 +18,7 @@ import (
 // reads the stream and answers "stream: OK".
 type behaviour struct {
 	reply      string // answer after the stream, without the "\n"; "" means "stream: OK"
+	noNewline  bool   // send reply without its "\n", then close
 	noRead     bool   // accept, then never read: the client's writes stall
 	noReply    bool   // read the whole stream, then never answer nor close
 	silent     bool   // read the whole stream, then close without an answer
@@ -57,6 +58,12 @@ type fakeClamd struct {
 
 func newFake(t testing.TB, b behaviour) *fakeClamd {
 	t.Helper()
+	return newFakeAt(t, b, filepath.Join(t.TempDir(), "clamd.sock"))
+}
+
+// newFakeAt is newFake with the unix socket at path.
+func newFakeAt(t testing.TB, b behaviour, path string) *fakeClamd {
+	t.Helper()
 	f := &fakeClamd{
 		t:        t,
 		b:        b,
@@ -64,7 +71,6 @@ func newFake(t testing.TB, b behaviour) *fakeClamd {
 		quit:     make(chan struct{}),
 		conns:    map[net.Conn]bool{},
 	}
-	path := filepath.Join(t.TempDir(), "clamd.sock")
 	lu, err := net.Listen("unix", path)
 	if err != nil {
 		t.Fatal(err)
@@ -218,7 +224,10 @@ func (f *fakeClamd) serve(c net.Conn) {
 		if reply == "" {
 			reply = "stream: OK"
 		}
-		io.WriteString(c, reply+"\n")
+		if !f.b.noNewline {
+			reply += "\n"
+		}
+		io.WriteString(c, reply)
 	}
 }
 

@@ -18,25 +18,24 @@ import (
 
 // job is one message on its way to clamd.
 //
-// Write puts bytes into an io.Pipe; a goroutine (run) hands the other end to
-// the library's ScanReader, which reads it in 1 KiB pieces and sends each as
-// an INSTREAM chunk. A Write therefore returns once the library has taken all
-// its bytes: back-pressure from clamd, and no copy of the message here.
+// Write puts bytes into a synchronous pipe (handoff); a goroutine (run) hands
+// the other end to the library's ScanReader, which reads it in 1 KiB pieces
+// and sends each as an INSTREAM chunk. A Write therefore returns once the
+// library has taken all its bytes: back-pressure from clamd, and no copy of
+// the message here.
 //
 // Every way out unblocks both ends of the pipe: when run ends it closes the
 // read end with its error (so Write returns it); Abort, the timeout and the
-// caller's ctx close the read end through an AfterFunc (so the library's next
-// read fails and it gives up).
+// caller's ctx close the read end at once and again through an AfterFunc (so
+// the library's next read fails and it gives up).
 type job struct {
 	s      *Scanner
 	env    *scan.Envelope
 	start  time.Time
-	ctx    context.Context // Begin's ctx, Options.Timeout, Abort
+	ctx    context.Context // Begin's ctx and Abort
 	cancel context.CancelCauseFunc
-	stopT  context.CancelFunc
-	pr     *io.PipeReader
-	pw     *io.PipeWriter
-	body   countingReader // pr, counted; used by run only
+	pipe   *handoff
+	body   countingReader // pipe, counted; used by run only
 	done   chan struct{}  // closed when run has returned
 	res    scan.Result    // run's result, written before done is closed
 
@@ -62,12 +61,14 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // goroutine while the caller writes (a Write waits for it).
 func (s *Scanner) Begin(ctx context.Context, env *scan.Envelope) scan.Job {
 	j := &job{s: s, env: env, start: time.Now(), done: make(chan struct{})}
-	ctx, j.cancel = context.WithCancelCause(ctx)
-	j.ctx, j.stopT = context.WithTimeoutCause(ctx, s.opts.Timeout,
-		fmt.Errorf("%w after %v", ErrTimeout, s.opts.Timeout))
-	j.pr, j.pw = io.Pipe()
-	j.body.r = j.pr
-	context.AfterFunc(j.ctx, func() { j.pr.CloseWithError(fmt.Errorf("clamd: %w", context.Cause(j.ctx))) })
+	// No clock on the whole scan here: a slow SMTP client may take minutes
+	// to send a large message. While bytes flow, the library's deadline on
+	// each read and write (Options.Timeout) catches a clamd that stalls;
+	// Finish puts Options.Timeout on the wait for the answer.
+	j.ctx, j.cancel = context.WithCancelCause(ctx)
+	j.pipe = newHandoff()
+	j.body.r = j.pipe
+	context.AfterFunc(j.ctx, func() { j.pipe.CloseRead(fmt.Errorf("clamd: %w", context.Cause(j.ctx))) })
 	go j.run()
 	return j
 }
@@ -75,10 +76,7 @@ func (s *Scanner) Begin(ctx context.Context, env *scan.Envelope) scan.Job {
 // Write streams p to clamd. It blocks until clamd's side has taken all of p,
 // and fails as soon as the scan has ended for any reason.
 func (j *job) Write(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	return j.pw.Write(p)
+	return j.pipe.Write(p)
 }
 
 // Finish ends the message and waits for clamd's answer, at most until ctx
@@ -91,13 +89,16 @@ func (j *job) Finish(ctx context.Context) scan.Result {
 	}
 	j.mu.Unlock()
 
-	j.pw.Close() // the zero-length chunk follows
+	j.pipe.CloseWrite(io.EOF) // the zero-length chunk follows
+	wait, stop := context.WithTimeoutCause(j.ctx, j.s.opts.Timeout,
+		fmt.Errorf("%w after %v", ErrTimeout, j.s.opts.Timeout))
+	defer stop()
 	var r scan.Result
 	select {
 	case <-j.done:
 		r = j.res
-	case <-j.ctx.Done():
-		r = j.failedNow(context.Cause(j.ctx))
+	case <-wait.Done():
+		r = j.failedNow(context.Cause(wait))
 	case <-ctx.Done():
 		r = j.failedNow(context.Cause(ctx))
 	}
@@ -120,8 +121,7 @@ func (j *job) Abort() { j.release(errAborted) }
 // Write right after Abort fails (the AfterFunc runs asynchronously).
 func (j *job) release(cause error) {
 	j.cancel(cause)
-	j.stopT()
-	j.pr.CloseWithError(fmt.Errorf("clamd: %w", context.Cause(j.ctx)))
+	j.pipe.CloseRead(fmt.Errorf("clamd: %w", context.Cause(j.ctx)))
 }
 
 // failedNow is the result when we stop waiting for run: run's own if it has
@@ -153,15 +153,11 @@ func (j *job) run() {
 	r.Elapsed = time.Since(j.start)
 	j.res = r
 	if r.Status == scan.Failed {
-		j.pr.CloseWithError(r.Err) // a blocked or later Write returns it
+		j.pipe.CloseRead(r.Err) // a blocked or later Write returns it
 	} else {
-		j.pr.Close()
+		j.pipe.CloseRead(nil)
 	}
 	close(j.done)
-	// Log after done: the caller is not kept waiting for the logger.
-	if r.Status == scan.Failed && !errors.Is(r.Err, errAborted) {
-		j.s.log.Warn("clamd scan failed", "addr", r.Server, "queue_id", j.queueID(), "err", r.Err)
-	}
 }
 
 func (j *job) queueID() string {
@@ -193,6 +189,7 @@ func (j *job) scan() scan.Result {
 				break // our deadline or Abort, not clamd's fault
 			}
 			j.s.markDown(sv, err)
+			j.s.log.Debug("clamd unreachable, trying the next address", "addr", sv.name, "queue_id", j.queueID(), "err", err)
 			errs = append(errs, fmt.Sprintf("%s: %v", sv.name, err))
 			continue
 		}
@@ -222,6 +219,10 @@ func (j *job) result(sv *server, resp []*lib.Response, err error) scan.Result {
 			return r
 		}
 	}
+	if sig, ok := foundInRejected(err); ok {
+		r.Status, r.Threat = scan.Infected, sig
+		return r
+	}
 	r.Status = scan.Failed
 	switch {
 	case err != nil:
@@ -231,7 +232,7 @@ func (j *job) result(sv *server, resp []*lib.Response, err error) scan.Result {
 	default:
 		for _, x := range resp {
 			if x.Status != "OK" {
-				r.Err = fmt.Errorf("clamd %s: clamd answered %q", sv.name, x.Raw)
+				r.Err = fmt.Errorf("clamd %s: answered %q", sv.name, x.Raw)
 				return r
 			}
 		}
@@ -240,19 +241,41 @@ func (j *job) result(sv *server, resp []*lib.Response, err error) scan.Result {
 	return r
 }
 
+// invalidPrefix starts the library's error for a line it could not parse.
+const invalidPrefix = "Invalid server response: "
+
+// foundInRejected finds a signature name in an answer the library rejected:
+// its pattern does not allow a ':' in the name, so "stream: A:B FOUND" is an
+// error to it. A virus must not become a temporary failure (retried until
+// the sender's server gives up and bounces).
+func foundInRejected(err error) (string, bool) {
+	if err == nil {
+		return "", false
+	}
+	line, ok := strings.CutPrefix(err.Error(), invalidPrefix)
+	if !ok {
+		return "", false
+	}
+	line = strings.TrimRight(line, "\r\n")
+	_, rest, ok := strings.Cut(line, ": ")
+	sig, found := strings.CutSuffix(rest, " FOUND")
+	sig = strings.TrimSpace(sig)
+	return sig, ok && found && sig != ""
+}
+
 // explain rewords a library error so that a log reader knows what happened.
 // The library's errors are plain strings, hence some matching on text.
 func (j *job) explain(sv *server, err error) error {
 	if j.ctx.Err() != nil {
 		// Our timeout, Abort or the caller's ctx closed the pipe under the
-		// library; its own error ("read/write on closed pipe") says nothing.
+		// library; its own error (io.ErrClosedPipe) says nothing.
 		return context.Cause(j.ctx)
 	}
 	msg := err.Error()
-	if strings.Contains(msg, "size limit exceeded") {
-		return fmt.Errorf("%w: clamd answered %q", ErrSizeLimit, msg)
+	if strings.HasPrefix(msg, "INSTREAM size limit exceeded") {
+		return fmt.Errorf("%w: answered %q", ErrSizeLimit, msg)
 	}
-	if rest, ok := strings.CutPrefix(msg, "Invalid server response: "); ok {
+	if rest, ok := strings.CutPrefix(msg, invalidPrefix); ok {
 		return fmt.Errorf("unexpected answer %q", strings.TrimRight(rest, "\r\n"))
 	}
 	var ne net.Error
@@ -267,7 +290,7 @@ func (j *job) explain(sv *server, err error) error {
 		// its size limit it has said so, but the library does not read the
 		// answer after a failed write; ask again.
 		if line, ok := j.s.probeSizeLimit(j.ctx, sv.addr, n); ok {
-			return fmt.Errorf("%w: clamd closed the connection after we sent %d bytes, and answers %q to a stream of that size", ErrSizeLimit, n, line)
+			return fmt.Errorf("%w: connection closed after we sent %d bytes, and clamd answers %q to a stream of that size", ErrSizeLimit, n, line)
 		}
 		return fmt.Errorf("connection closed by clamd after we sent %d bytes: %w", n, err)
 	}
