@@ -513,3 +513,21 @@ func TestConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestSlowSender: a message that takes longer to arrive than Options.Timeout
+// (a slow SMTP client) is still scanned, since each piece keeps the
+// connection busy; Timeout bounds stalls and the wait after the end.
+func TestSlowSender(t *testing.T) {
+	f := newFake(t, behaviour{record: true})
+	s := newScanner(t, 300*time.Millisecond, f.addr("unix"))
+	j := s.Begin(t.Context(), nil)
+	for i := 0; i < 6; i++ {
+		if _, err := j.Write([]byte("a slow line of the message\r\n")); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if r := j.Finish(t.Context()); r.Status != scan.Clean {
+		t.Fatalf("slow message: %v %v, want clean", r.Status, r.Err)
+	}
+}
