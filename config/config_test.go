@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -45,7 +46,7 @@ func TestExampleIsDefault(t *testing.T) {
 	for _, k := range md.Keys() {
 		have[k.String()] = true
 	}
-	for _, k := range leafKeys(reflect.TypeFor[Config](), "") {
+	for _, k := range leafKeys(reflect.TypeFor[Config](), "") { // no key needs quoting
 		if !have[k] {
 			t.Errorf("%s does not list %s", path, k)
 		}
@@ -59,9 +60,9 @@ func leafKeys(t reflect.Type, path string) []string {
 	for _, k := range f.keys {
 		ft := t.Field(f.index[k]).Type
 		if isTable(ft) {
-			keys = append(keys, leafKeys(ft, joinKey(path, k))...)
+			keys = append(keys, leafKeys(ft, path+k+".")...)
 		} else {
-			keys = append(keys, joinKey(path, k))
+			keys = append(keys, path+k)
 		}
 	}
 	return keys
@@ -411,4 +412,52 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestParseLargeInput keeps Parse fast on big or hostile files: each key's
+// line costs a pass over the document, so problems are capped.
+func TestParseLargeInput(t *testing.T) {
+	var b strings.Builder
+	for i := 0; b.Len() < MaxFileSize-100; i++ {
+		fmt.Fprintf(&b, "key%d = %d\n", i, i)
+	}
+	start := time.Now()
+	_, err := Parse([]byte(b.String()), "big.toml")
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Parse of %d bytes took %v", b.Len(), d)
+	}
+	var errs Errors
+	if !errors.As(err, &errs) || len(errs) != maxProblems+1 || errs[maxProblems].Error() != "big.toml: too many problems (50), stopping" {
+		t.Errorf("want %d problems and a last word, got %d:\n%v", maxProblems, len(errs), err)
+	}
+
+	// Many keys in one unknown implicit table, and a deep one.
+	b.Reset()
+	for i := range 20000 {
+		fmt.Fprintf(&b, "x.k%d = 1\n", i)
+	}
+	b.WriteString(strings.Repeat("a.", 5000) + "z = 1\n")
+	start = time.Now()
+	_, err = Parse([]byte(b.String()), "implicit.toml")
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Parse of implicit tables took %v", d)
+	}
+	if err == nil || !strings.HasPrefix(err.Error(), "implicit.toml:1: x: unknown key at the top level") {
+		t.Errorf("got %v", err)
+	}
+
+	b.WriteString("# padding\n" + strings.Repeat("#", MaxFileSize))
+	if _, err := Parse([]byte(b.String()), "huge.toml"); err == nil || !strings.Contains(err.Error(), "a configuration file is at most 1048576") {
+		t.Errorf("huge file: %v", err)
+	}
+}
+
+func TestImplicitTableLines(t *testing.T) {
+	doc := "# comment\n\n[unknown.sub]\nk = 1\n\n[clamd]\nextra.deep.key = 2\n"
+	_, err := Parse([]byte(doc), "f.toml")
+	want := `f.toml:3: unknown: unknown key at the top level (known: listen, socket_mode, socket_group, max_sessions, read_timeout, write_timeout, drain_timeout, eom_timeout, log_level, log_format, scan, clamd, headers)
+f.toml:7: clamd.extra: unknown key in [clamd] (known: addresses, timeout, connect_timeout, on_error, reply)`
+	if err == nil || err.Error() != want {
+		t.Errorf("got:\n%v\nwant:\n%s", err, want)
+	}
 }

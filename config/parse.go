@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -15,7 +16,8 @@ import (
 // Parse decodes a TOML document into a Config and validates it. name is
 // used in error messages (the file's path). Keys the document leaves out
 // keep their defaults. On error the Config is not meant to be used; the
-// error is an Errors listing every problem, each with its line.
+// error is an Errors listing every problem (up to 50, then a last word),
+// each with its line, in file order. Input over MaxFileSize is refused.
 //
 // The TOML library stops at the first value it cannot decode and matches
 // keys case-insensitively; so the document is decoded to raw values first
@@ -23,6 +25,9 @@ import (
 // toml tags.
 func Parse(data []byte, name string) (Config, error) {
 	c := Default()
+	if len(data) > MaxFileSize {
+		return c, Errors{&Error{File: name, Msg: fmt.Sprintf("%d bytes: a configuration file is at most %d (is this the right file?)", len(data), MaxFileSize)}}
+	}
 	var top map[string]toml.Primitive
 	md, err := toml.Decode(string(data), &top)
 	if err != nil {
@@ -33,8 +38,10 @@ func Parse(data []byte, name string) (Config, error) {
 		return c, Errors{&Error{File: name, Msg: err.Error()}}
 	}
 	d := &decoder{md: &md, data: string(data), file: name, lines: make(map[string]int)}
-	d.table("", top, reflect.ValueOf(&c).Elem())
-	c.validate(func(key, msg string) { d.add(d.lines[key], key, msg) })
+	d.table(nil, top, reflect.ValueOf(&c).Elem())
+	if !d.full() {
+		c.validate(func(key, msg string) { d.add(d.lines[key], key, msg) })
+	}
 	// File order; problems without a line (cross-field, defaults) last.
 	sort.SliceStable(d.errs, func(i, j int) bool {
 		a, b := d.errs[i].(*Error).Line, d.errs[j].(*Error).Line
@@ -42,6 +49,13 @@ func Parse(data []byte, name string) (Config, error) {
 	})
 	return c, d.errs.orNil()
 }
+
+// Limits that keep Parse fast on any input.
+const (
+	MaxFileSize      = 1 << 20 // bytes
+	maxProblems      = 50      // then "too many problems"
+	maxImplicitDepth = 8       // how deep to look for an implicit table's line
+)
 
 type decoder struct {
 	md    *toml.MetaData
@@ -52,8 +66,17 @@ type decoder struct {
 }
 
 func (d *decoder) add(line int, key, msg string) {
+	if d.full() {
+		return
+	}
 	d.errs = append(d.errs, &Error{File: d.file, Line: line, Key: key, Msg: msg})
+	if len(d.errs) == maxProblems {
+		d.errs = append(d.errs, &Error{File: d.file, Msg: fmt.Sprintf("too many problems (%d), stopping", maxProblems)})
+	}
 }
+
+// full reports whether Parse has given up adding problems.
+func (d *decoder) full() bool { return len(d.errs) > maxProblems }
 
 // probe captures a raw TOML value. Its UnmarshalTOML fails on purpose: the
 // TOML library then returns a ParseError positioned at the key, which is the
@@ -64,8 +87,10 @@ var errProbe = errors.New("probe")
 
 func (p *probe) UnmarshalTOML(v any) error { p.v = v; return errProbe }
 
-// locate returns a key's raw value and line (0 when unknown).
-func (d *decoder) locate(p toml.Primitive) (any, int) {
+// locate returns a key's raw value and line (0 when unknown). Each call
+// costs a pass over the document (the library's ParseError computes a
+// column), which is why Parse stops after maxProblems.
+func (d *decoder) locate(path toml.Key, p toml.Primitive) (any, int) {
 	var pr probe
 	err := d.md.PrimitiveDecode(p, &pr)
 	var pe toml.ParseError
@@ -75,23 +100,27 @@ func (d *decoder) locate(p toml.Primitive) (any, int) {
 		// a multi-line string); Start is where it began.
 		line = 1 + strings.Count(d.data[:min(max(pe.Position.Start, 0), len(d.data))], "\n")
 	}
-	if line == 0 {
+	if _, ok := pr.v.(map[string]any); ok && line == 0 && len(path) < maxImplicitDepth {
 		// An implicit table ("a.b = 1", "[a.b]") has no position of its
-		// own: use its first key's.
-		var sub map[string]toml.Primitive
-		if _, ok := pr.v.(map[string]any); ok && d.md.PrimitiveDecode(p, &sub) == nil {
-			for _, sp := range sub {
-				if _, l := d.locate(sp); l > 0 && (line == 0 || l < line) {
-					line = l
+		// own: use the line of the first key under it, in file order.
+		for _, k := range d.md.Keys() {
+			if len(k) <= len(path) || !slices.Equal(k[:len(path)], path) {
+				continue
+			}
+			var sub map[string]toml.Primitive
+			if d.md.PrimitiveDecode(p, &sub) == nil {
+				if cp, ok := sub[k[len(path)]]; ok {
+					_, line = d.locate(k[:len(path)+1], cp)
 				}
 			}
+			break
 		}
 	}
 	return pr.v, line
 }
 
 // table maps the keys of one TOML table onto the struct rv.
-func (d *decoder) table(path string, prims map[string]toml.Primitive, rv reflect.Value) {
+func (d *decoder) table(path toml.Key, prims map[string]toml.Primitive, rv reflect.Value) {
 	fields := fieldsOf(rv.Type())
 	keys := make([]string, 0, len(prims))
 	for k := range prims {
@@ -99,13 +128,17 @@ func (d *decoder) table(path string, prims map[string]toml.Primitive, rv reflect
 	}
 	sort.Strings(keys) // a stable order for keys on one line
 	for _, key := range keys {
+		if d.full() {
+			return
+		}
 		prim := prims[key]
-		full := joinKey(path, key)
-		raw, line := d.locate(prim)
+		kpath := append(slices.Clip(path), key)
+		full := kpath.String()
+		raw, line := d.locate(kpath, prim)
 		d.lines[full] = line
 		i, ok := fields.index[key]
 		if !ok {
-			d.add(line, full, fields.unknown(key, path))
+			d.add(line, full, fields.unknown(key, path.String()))
 			continue
 		}
 		fv := rv.Field(i)
@@ -116,7 +149,7 @@ func (d *decoder) table(path string, prims map[string]toml.Primitive, rv reflect
 			} else if err := d.md.PrimitiveDecode(prim, &sub); err != nil {
 				d.add(line, full, err.Error())
 			} else {
-				d.table(full, sub, fv)
+				d.table(kpath, sub, fv)
 			}
 			continue
 		}
@@ -124,14 +157,6 @@ func (d *decoder) table(path string, prims map[string]toml.Primitive, rv reflect
 			d.add(line, full, err.Error())
 		}
 	}
-}
-
-func joinKey(path, key string) string {
-	k := toml.Key{key}.String() // quoted when not a bare key
-	if path == "" {
-		return k
-	}
-	return path + "." + k
 }
 
 var (

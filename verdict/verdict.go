@@ -13,6 +13,8 @@
 // reply carries an enhanced status code from RFC 3463 whose class matches
 // the first digit: X.7.1 "delivery not authorized, message refused", X.3.4
 // "message too big for system", 2.0.0 "other undefined status" (success).
+// A temporary failure is 451 4.7.1, as Postfix itself answers when a milter
+// fails under milter_default_action = tempfail.
 //
 // Everything that ends up on the wire or in a header passes through
 // [Sanitize]: scanner-supplied words are untrusted, and a '%' in a milter

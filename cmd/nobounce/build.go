@@ -74,16 +74,9 @@ func buildSettings(c config.Config, logger *slog.Logger) (*milter.Settings, erro
 			return nil, err
 		}
 		st.Scanners = append(st.Scanners, scan.Scanner(sc))
-		st.OnError[sc.Name()] = onError(c.Clamd.OnError)
+		st.OnError[sc.Name()] = c.Clamd.OnErrorPolicy()
 	}
 	return st, nil
-}
-
-func onError(s string) verdict.OnError {
-	if s == "accept" {
-		return verdict.OnErrorAccept
-	}
-	return verdict.OnErrorTempFail
 }
 
 func newLogger(c config.Config, w io.Writer) *slog.Logger {
