@@ -414,6 +414,9 @@ func TestServerDrain(t *testing.T) {
 		defer cancel()
 		shut <- srv.Shutdown(ctx)
 	}()
+	for !srv.draining.Load() {
+		time.Sleep(time.Millisecond)
+	}
 	// The idle connection is closed promptly...
 	if _, err := idle.Mail("late@remote.test", nil); err == nil {
 		t.Error("idle connection still answered after shutdown began")
