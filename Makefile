@@ -40,10 +40,16 @@ fuzz:
 	  done; \
 	done
 
-lint:
-	gofmt -l . | tee /dev/stderr | (! read)
+STATICCHECK = $(shell $(GO) env GOPATH)/bin/staticcheck
+
+lint: $(STATICCHECK)
+	@test -z "$$(gofmt -l .)" || { echo "gofmt wants to change:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
-	@command -v staticcheck >/dev/null && staticcheck ./... || echo "staticcheck not installed: go install honnef.co/go/tools/cmd/staticcheck@2025.1.1"
+	$(GO) vet -tags integration ./integration/
+	$(STATICCHECK) ./...
+
+$(STATICCHECK):
+	$(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 clean:
 	rm -rf bin

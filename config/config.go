@@ -35,7 +35,8 @@ type Config struct {
 	// SocketGroup is the group given to a unix socket, e.g. "postfix"; ""
 	// keeps the group of the process. Default "".
 	SocketGroup string `toml:"socket_group"`
-	// MaxSessions caps concurrent MTA connections; more wait to be accepted.
+	// MaxSessions caps concurrent MTA connections; the SMTP client of one more
+	// is answered 421 4.3.2 and retries later.
 	// Must be > 0. Default 200.
 	MaxSessions int `toml:"max_sessions"`
 	// ReadTimeout is how long to wait for the MTA's next milter command,
@@ -83,7 +84,8 @@ type Clamd struct {
 	// Addresses of clamd servers, tried in order; [] means no clamd.
 	// Default ["unix:/run/clamav/clamd.ctl"] (Debian's clamd socket).
 	Addresses []string `toml:"addresses"`
-	// Timeout bounds one scan, from the first byte sent to the answer.
+	// Timeout bounds the wait for clamd's answer after the end of the message,
+	// and each read or write while the message streams to clamd.
 	// Default "60s".
 	Timeout Duration `toml:"timeout"`
 	// ConnectTimeout bounds connecting to one clamd. Default "5s".
