@@ -4,7 +4,7 @@ GO        ?= go
 BIN       ?= bin/nobounce
 FUZZTIME  ?= 30s
 
-.PHONY: all build test test-unit test-integration demo bench fuzz lint install-deps clean
+.PHONY: all build test test-unit test-integration demo bench bench-milter fuzz lint install-deps clean
 
 all: build
 
@@ -32,6 +32,10 @@ demo:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# nobounce-bench against nobounce with a real clamd (see testbed/bench.sh).
+bench-milter:
+	bash testbed/bench.sh
 
 fuzz:
 	@for pkg in $$($(GO) list ./...); do \
