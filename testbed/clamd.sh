@@ -9,9 +9,10 @@
 #   testbed/clamd.sh stop DIR    stop it and wait until it has gone
 #   testbed/clamd.sh ping DIR    exit 0 when it answers PING
 #
-# The database has two signatures:
+# The database has three signatures:
 #   Nobounce.Test.EICAR  (.ndb) the EICAR test string anywhere in a file
 #   Nobounce.Test.ClamExe (.hdb) the md5 of /usr/share/clamav-testfiles/clam.exe
+#   Nobounce.Test.Percent%sName (.ndb) the string NOBOUNCE-PERCENT-SIGNATURE-TEST
 # clamd reports them with ".UNOFFICIAL" appended.
 # Files in DIR: clamd.conf, clamd.sock, clamd.pid, clamd.log, clamd.out (its
 # stdout/stderr), db/. Environment: CLAMD_STREAM_MAX (StreamMaxLength, 100M).
@@ -39,6 +40,10 @@ make_db() {
 	local hex
 	hex=$(printf '%s' "$eicar" | od -An -v -tx1 | tr -d ' \n')
 	echo "Nobounce.Test.EICAR:0:*:$hex" >"$DIR/db/nobounce.ndb"
+	# A name with a printf directive in it, as a hostile or careless
+	# signature could have: the reply must still reach the client intact.
+	hex=$(printf '%s' "NOBOUNCE-PERCENT-SIGNATURE-TEST" | od -An -v -tx1 | tr -d ' \n')
+	echo "Nobounce.Test.Percent%sName:0:*:$hex" >>"$DIR/db/nobounce.ndb"
 	[[ -r $TESTFILE ]] || die "$TESTFILE is missing: run testbed/install.sh"
 	local sum size
 	sum=$(md5sum "$TESTFILE" | cut -d' ' -f1)
