@@ -112,7 +112,7 @@ func settings(sc ...scan.Scanner) *Settings {
 		Scanners:   sc,
 		OnError:    map[string]verdict.OnError{},
 		Policy:     verdict.DefaultPolicy(),
-		MaxSize:    1 << 20,
+		Scan:       scan.Options{MaxSize: 1 << 20},
 		EOMTimeout: 5 * time.Second,
 	}
 }
@@ -361,7 +361,7 @@ func TestSessionOversize(t *testing.T) {
 	for _, tt := range tests {
 		sc := &recScanner{}
 		st := settings(sc)
-		st.MaxSize = 100
+		st.Scan.MaxSize = 100
 		st.Policy.Oversize = tt.policy
 		_, c := startServer(t, Options{}, st)
 		s := connect(t, c)

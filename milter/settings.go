@@ -16,7 +16,7 @@ type Settings struct {
 	// means tempfail.
 	OnError    map[string]verdict.OnError
 	Policy     verdict.Policy
-	MaxSize    int64         // scan size limit in bytes of wire form; <= 0: none
+	Scan       scan.Options  // scan size limit, spool placement
 	EOMTimeout time.Duration // from the final "." to our reply
 }
 

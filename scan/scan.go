@@ -56,6 +56,47 @@ type Result struct {
 	Err     error         // set when Status is Failed
 	Server  string        // which server answered (address), for logs
 	Elapsed time.Duration // from Begin to the answer
+
+	// Scanners that judge rather than detect (spamd, rspamd, content rules)
+	// give their advice with a Clean status: what they would do with the
+	// message under their own configured policy, and why.
+	Advice Advice
+	Reply  string // text for a Reject or TempFail advice (unsanitized); "" = the default text
+	Code   int    // SMTP code for a Reject advice when not 550 (e.g. 552, 554); 0 = 550
+	Rule   string // which rule or symbol decided, for logs and `nobounce scan`
+	Spam   *Spam  // spam scanners: the score behind the advice
+}
+
+// Advice is a judging scanner's recommendation. Ordered by precedence.
+type Advice int
+
+const (
+	AdviseNone     Advice = iota // nothing to say: accept
+	AdviseTag                    // deliver, marked (X-Spam-Flag: YES, ...)
+	AdviseTempFail               // 451 4.7.1: try again later (rspamd "soft reject", greylist)
+	AdviseReject                 // 550 5.7.1
+)
+
+func (a Advice) String() string {
+	switch a {
+	case AdviseNone:
+		return "none"
+	case AdviseTag:
+		return "tag"
+	case AdviseTempFail:
+		return "tempfail"
+	case AdviseReject:
+		return "reject"
+	}
+	return "unknown"
+}
+
+// Spam is a spam scanner's score of a message.
+type Spam struct {
+	Score    float64
+	Required float64  // the scanner's threshold for "is spam"
+	Symbols  []string // rule or symbol names that hit
+	IsSpam   bool     // the scanner's own yes/no
 }
 
 // Scanner starts one scan per message.

@@ -17,6 +17,7 @@ var ErrOversize = errors.New("message larger than the scan size limit")
 // jobs.
 type Stream struct {
 	jobs     []*streamJob
+	spool    *Spool // nil unless a SpoolScanner takes part
 	size     int64
 	maxSize  int64
 	oversize bool
@@ -24,21 +25,40 @@ type Stream struct {
 }
 
 type streamJob struct {
-	name  string
-	job   Job
-	start time.Time
-	err   error // first write error: the job wants no more input
+	name    string
+	job     Job
+	start   time.Time
+	spooled bool  // reads the spool instead of Write
+	err     error // first write error: the job wants no more input
 }
 
-// Open starts a job on every scanner. maxSize bounds the bytes scanned; past
-// it the jobs are abandoned and Oversize reports true, so that the caller's
-// policy decides: a scan is never silently truncated. maxSize <= 0 means no
-// limit.
-func Open(ctx context.Context, scanners []Scanner, env *Envelope, maxSize int64) *Stream {
+// Options bound one message's scan.
+type Options struct {
+	// MaxSize bounds the bytes scanned; past it the jobs are abandoned and
+	// Oversize reports true, so that the caller's policy decides: a scan is
+	// never silently truncated. <= 0 means no limit.
+	MaxSize int64
+	// SpoolDir and SpoolMemory place the spool of SpoolScanners; see NewSpool.
+	SpoolDir    string
+	SpoolMemory int
+}
+
+// Open starts a job on every scanner. Scanners that need the whole message
+// (SpoolScanner) share one Spool that fills as the message streams in.
+func Open(ctx context.Context, scanners []Scanner, env *Envelope, o Options) *Stream {
 	ctx, cancel := context.WithCancel(ctx)
-	s := &Stream{maxSize: maxSize, cancel: cancel}
+	s := &Stream{maxSize: o.MaxSize, cancel: cancel}
 	for _, sc := range scanners {
-		s.jobs = append(s.jobs, &streamJob{name: sc.Name(), job: sc.Begin(ctx, env), start: time.Now()})
+		j := &streamJob{name: sc.Name(), start: time.Now()}
+		if ss, ok := sc.(SpoolScanner); ok {
+			if s.spool == nil {
+				s.spool = NewSpool(o.SpoolDir, o.SpoolMemory)
+			}
+			j.job, j.spooled = ss.BeginSpooled(ctx, env, s.spool), true
+		} else {
+			j.job = sc.Begin(ctx, env)
+		}
+		s.jobs = append(s.jobs, j)
 	}
 	return s
 }
@@ -56,8 +76,17 @@ func (s *Stream) Write(p []byte) (int, error) {
 		s.MarkOversize()
 		return n, nil
 	}
+	if s.spool != nil && s.spool.Err() == nil {
+		if _, err := s.spool.Write(p); err != nil {
+			for _, j := range s.jobs {
+				if j.spooled && j.err == nil {
+					j.err = err
+				}
+			}
+		}
+	}
 	for _, j := range s.jobs {
-		if j.err != nil {
+		if j.err != nil || j.spooled {
 			continue
 		}
 		if _, err := j.job.Write(p); err != nil {
@@ -81,6 +110,14 @@ func (s *Stream) MarkOversize() {
 			j.err = ErrOversize
 		}
 	}
+	s.closeSpool()
+}
+
+func (s *Stream) closeSpool() {
+	if s.spool != nil {
+		s.spool.Close()
+		s.spool = nil
+	}
 }
 
 // Size is the number of message bytes written so far.
@@ -97,6 +134,7 @@ func (s *Stream) Finish(ctx context.Context) []Result {
 	if s.oversize {
 		return nil
 	}
+
 	results := make([]Result, len(s.jobs))
 	var wg sync.WaitGroup
 	for i, j := range s.jobs {
@@ -122,6 +160,7 @@ func (s *Stream) Finish(ctx context.Context) []Result {
 	for _, j := range s.jobs {
 		j.job.Abort()
 	}
+	s.closeSpool()
 	return results
 }
 
@@ -131,4 +170,5 @@ func (s *Stream) Abort() {
 		j.job.Abort()
 	}
 	s.cancel()
+	s.closeSpool()
 }

@@ -43,7 +43,7 @@ func (j *memJob) Abort() { j.aborted = true }
 func TestStreamFanOut(t *testing.T) {
 	a := &memScanner{name: "a", status: Clean}
 	b := &memScanner{name: "b", status: Infected}
-	s := Open(context.Background(), []Scanner{a, b}, &Envelope{}, 0)
+	s := Open(context.Background(), []Scanner{a, b}, &Envelope{}, Options{})
 	s.Write([]byte("Subject: x\r\n\r\n"))
 	s.Write([]byte("body\r\n"))
 	res := s.Finish(context.Background())
@@ -68,7 +68,7 @@ func TestStreamFailedWriteIsNotClean(t *testing.T) {
 	// the others go on.
 	broken := &memScanner{name: "broken", status: Clean, failAfter: 10}
 	ok := &memScanner{name: "ok", status: Clean}
-	s := Open(context.Background(), []Scanner{broken, ok}, &Envelope{}, 0)
+	s := Open(context.Background(), []Scanner{broken, ok}, &Envelope{}, Options{})
 	s.Write([]byte("0123456789abcdef"))
 	s.Write([]byte("more"))
 	res := s.Finish(context.Background())
@@ -83,7 +83,7 @@ func TestStreamFailedWriteIsNotClean(t *testing.T) {
 func TestStreamFailedWriteKeepsVirus(t *testing.T) {
 	// A virus found before the stream broke is still a virus.
 	v := &memScanner{name: "v", status: Infected, failAfter: 1}
-	s := Open(context.Background(), []Scanner{v}, &Envelope{}, 0)
+	s := Open(context.Background(), []Scanner{v}, &Envelope{}, Options{})
 	s.Write([]byte("xx"))
 	if res := s.Finish(context.Background()); res[0].Status != Infected {
 		t.Errorf("got %+v, want Infected", res[0])
@@ -92,7 +92,7 @@ func TestStreamFailedWriteKeepsVirus(t *testing.T) {
 
 func TestStreamOversize(t *testing.T) {
 	a := &memScanner{name: "a", status: Clean}
-	s := Open(context.Background(), []Scanner{a}, &Envelope{}, 10)
+	s := Open(context.Background(), []Scanner{a}, &Envelope{}, Options{MaxSize: 10})
 	s.Write([]byte("0123456789"))
 	if s.Oversize() {
 		t.Fatal("exactly max_size is not over it")

@@ -52,7 +52,7 @@ func buildSettings(c config.Config, logger *slog.Logger) (*milter.Settings, erro
 	st := &milter.Settings{
 		OnError:    map[string]verdict.OnError{},
 		Policy:     c.Policy(versionString()),
-		MaxSize:    int64(c.Scan.MaxSize),
+		Scan:       scan.Options{MaxSize: int64(c.Scan.MaxSize)},
 		EOMTimeout: c.EOMTimeout.Duration,
 	}
 	if len(c.Clamd.Addresses) > 0 {

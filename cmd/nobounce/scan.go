@@ -44,7 +44,7 @@ func scanCmd(args []string, stdout, stderr io.Writer) int {
 		return exitError
 	}
 
-	stream := scan.Open(context.Background(), st.Scanners, &scan.Envelope{}, st.MaxSize)
+	stream := scan.Open(context.Background(), st.Scanners, &scan.Envelope{}, st.Scan)
 	if err := copyWireForm(stream, f); err != nil {
 		stream.Abort()
 		fmt.Fprintf(stderr, "nobounce scan: read %s: %v\n", pos[0], err)
@@ -73,7 +73,7 @@ func scanCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "%-8s %s in %s\n", r.Scanner+":", line, r.Elapsed.Round(1e5))
 	}
 	if stream.Oversize() {
-		fmt.Fprintf(stdout, "scan:    not scanned, over max_size %d bytes\n", st.MaxSize)
+		fmt.Fprintf(stdout, "scan:    not scanned, over max_size %d bytes\n", st.Scan.MaxSize)
 	}
 	fmt.Fprintf(stdout, "verdict: %s (%s)\nreply:   %s\n", v.Action, v.Reason, v.Reply())
 	if v.Action == verdict.Accept || v.Action == verdict.Tag {
