@@ -65,6 +65,11 @@ type Result struct {
 	Code   int    // SMTP code for a Reject advice when not 550 (e.g. 552, 554); 0 = 550
 	Rule   string // which rule or symbol decided, for logs and `nobounce scan`
 	Spam   *Spam  // spam scanners: the score behind the advice
+
+	// Skipped, when not "", says why the scanner deliberately did not look
+	// at this message ("too large", "authenticated sender"); the status is
+	// Clean and the verdict's headers say it was not scanned.
+	Skipped string
 }
 
 // Advice is a judging scanner's recommendation. Ordered by precedence.

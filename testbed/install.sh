@@ -7,7 +7,8 @@
 #   bash testbed/install.sh
 #
 # Installs: postfix (smtp-sink too), clamav-daemon (clamd), clamav (sigtool),
-# clamdscan (PING), clamav-testfiles, swaks, m4. The system postfix, clamd and
+# clamdscan (PING), clamav-testfiles, swaks, m4, spamd + spamassassin + spamc,
+# rspamd (rspamc), dnsmasq-base (a DNS server for blocklist tests). The system postfix, clamd and
 # freshclam are stopped and disabled if their packages started them: the test
 # bed runs its own private instances on loopback.
 #
@@ -89,6 +90,12 @@ declare -A want=(
 	[/usr/share/clamav-testfiles/clam.exe]=clamav-testfiles
 	[/usr/bin/swaks]=swaks
 	[/usr/bin/m4]=m4
+	[/usr/sbin/spamd]=spamd
+	[/usr/bin/spamassassin]=spamassassin
+	[/usr/bin/spamc]=spamc
+	[/usr/bin/rspamd]=rspamd
+	[/usr/bin/rspamc]=rspamd
+	[/usr/sbin/dnsmasq]=dnsmasq-base
 )
 missing=()
 for path in "${!want[@]}"; do
@@ -122,6 +129,11 @@ if [[ -e /run/clamav/clamd.ctl || -e /run/clamav/clamd.pid || -e /run/clamav/fre
 	service_off clamav-daemon
 	service_off clamav-freshclam
 fi
+for svc in spamd spamassassin rspamd; do
+	if pgrep -x "$svc" >/dev/null 2>&1 || [[ -e /run/$svc.pid || -e /run/rspamd/rspamd.pid ]]; then
+		service_off "$svc"
+	fi
+done
 
 # --- Sendmail, unpacked beside the postfix package ---------------------------
 sendmail_ok() {
