@@ -59,9 +59,15 @@ type Config struct {
 	// LogFormat is text (key=value) or json. Default "text".
 	LogFormat string `toml:"log_format"`
 
-	Scan    Scan    `toml:"scan"`
-	Clamd   Clamd   `toml:"clamd"`
-	Headers Headers `toml:"headers"`
+	Scan      Scan      `toml:"scan"`
+	Clamd     Clamd     `toml:"clamd"`
+	Spamd     Spamd     `toml:"spamd"`
+	Rspamd    Rspamd    `toml:"rspamd"`
+	MIME      MIME      `toml:"mime"`
+	Recipient Recipient `toml:"recipient"`
+	BATV      BATV      `toml:"batv"`
+	Blocklist Blocklist `toml:"blocklist"`
+	Headers   Headers   `toml:"headers"`
 }
 
 // Scan is the [scan] table: limits common to all scanners.
@@ -146,6 +152,12 @@ func Default() Config {
 			OnError:        "tempfail",
 			Reply:          p.VirusText,
 		},
+		Spamd:     defaultSpamd(),
+		Rspamd:    defaultRspamd(),
+		MIME:      defaultMIME(),
+		Recipient: defaultRecipient(),
+		BATV:      defaultBATV(),
+		Blocklist: defaultBlocklist(),
 		Headers: Headers{
 			Add:     p.AddHeaders,
 			Scanned: p.ScannedHeader,

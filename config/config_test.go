@@ -455,9 +455,17 @@ func TestParseLargeInput(t *testing.T) {
 func TestImplicitTableLines(t *testing.T) {
 	doc := "# comment\n\n[unknown.sub]\nk = 1\n\n[clamd]\nextra.deep.key = 2\n"
 	_, err := Parse([]byte(doc), "f.toml")
-	want := `f.toml:3: unknown: unknown key at the top level (known: listen, socket_mode, socket_group, max_sessions, read_timeout, write_timeout, drain_timeout, eom_timeout, log_level, log_format, scan, clamd, headers)
-f.toml:7: clamd.extra: unknown key in [clamd] (known: addresses, timeout, connect_timeout, on_error, reply)`
-	if err == nil || err.Error() != want {
-		t.Errorf("got:\n%v\nwant:\n%s", err, want)
+	// The lines and keys matter here; the lists of known keys grow with
+	// features and are checked by the golden files.
+	var lines []string
+	if err != nil {
+		for _, l := range strings.Split(err.Error(), "\n") {
+			l, _, _ = strings.Cut(l, " (known:")
+			lines = append(lines, l)
+		}
+	}
+	want := "f.toml:3: unknown: unknown key at the top level\nf.toml:7: clamd.extra: unknown key in [clamd]"
+	if got := strings.Join(lines, "\n"); got != want {
+		t.Errorf("got:\n%v\nwant:\n%s", got, want)
 	}
 }

@@ -90,6 +90,13 @@ func (c *Config) validate(report func(key, msg string)) {
 		bad("clamd.reply", "%s", msg)
 	}
 
+	c.Spamd.validate(bad)
+	c.Rspamd.validate(bad)
+	c.MIME.validate(bad)
+	c.Recipient.validate(bad)
+	c.BATV.validate(bad)
+	c.Blocklist.validate(bad)
+
 	for _, h := range []struct{ key, name string }{{"headers.scanned", c.Headers.Scanned}, {"headers.status", c.Headers.Status}} {
 		if h.name != "" && !verdict.ValidHeaderName(h.name) {
 			bad(h.key, "%q is not a header field name (RFC 5322 §3.6.8: printable ASCII without spaces or ':'; \"\" adds none)", h.name)
