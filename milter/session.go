@@ -163,14 +163,21 @@ func (s *Session) MailFrom(from string, m *gomilter.Modifier) (gomilter.Response
 	s.msg.env.From = from
 	s.msg.env.Helo = s.helo
 	s.msg.env.AuthUser = s.macro("auth_authen")
+	s.msg.env.MTAName = s.macro("j")
+	if resp := s.mailDecision(from, m); resp != nil {
+		return resp, nil
+	}
 	return gomilter.RespContinue, nil
 }
 
-// RcptTo: one recipient. Recipient checks answer here in later versions;
-// for now every recipient is the MTA's business.
+// RcptTo: one recipient, answered now (recipient.go): a recipient refused
+// here never reaches the message, so nothing about it can bounce later.
 func (s *Session) RcptTo(rcpt string, m *gomilter.Modifier) (gomilter.Response, error) {
 	s.begin()
 	s.mergeMacros(m)
+	if resp := s.rcptDecision(rcpt, m); resp != nil {
+		return resp, nil
+	}
 	s.msg.env.Rcpts = append(s.msg.env.Rcpts, rcpt)
 	return gomilter.RespContinue, nil
 }
@@ -281,6 +288,9 @@ func (s *Session) Body(m *gomilter.Modifier) (gomilter.Response, error) {
 	switch v.Action {
 	case verdict.Accept, verdict.Tag:
 		modErr = s.rewriteHeaders(m, v.Headers)
+		if modErr == nil {
+			modErr = s.envelopeEdits(m)
+		}
 		if modErr != nil {
 			// The MTA went away or refused a change: nothing is accepted
 			// without the headers that say what we found.

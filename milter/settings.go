@@ -18,6 +18,7 @@ type Settings struct {
 	Policy     verdict.Policy
 	Scan       scan.Options  // scan size limit, spool placement
 	EOMTimeout time.Duration // from the final "." to our reply
+	Recipient  RecipientSettings
 }
 
 // Decide turns scanner results into the verdict for a message.

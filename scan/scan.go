@@ -22,6 +22,7 @@ type Envelope struct {
 	From       string // envelope sender without angle brackets; "" is the null sender
 	Rcpts      []string
 	AuthUser   string // {auth_authen}, "" when not authenticated
+	MTAName    string // the MTA's own host name (macro j)
 }
 
 // Status is the outcome of one scanner on one message.
