@@ -42,8 +42,10 @@ type spoolScanner struct {
 	got []byte
 }
 
-func (s *spoolScanner) Name() string                                 { return "spool" }
-func (s *spoolScanner) Begin(ctx context.Context, env *Envelope) Job { panic("Begin on a SpoolScanner") }
+func (s *spoolScanner) Name() string { return "spool" }
+func (s *spoolScanner) Begin(ctx context.Context, env *Envelope) Job {
+	panic("Begin on a SpoolScanner")
+}
 func (s *spoolScanner) BeginSpooled(ctx context.Context, env *Envelope, sp *Spool) Job {
 	return &spoolJob{s: s, sp: sp}
 }
