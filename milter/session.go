@@ -318,7 +318,7 @@ func (s *Session) rewriteHeaders(m *gomilter.Modifier, add []verdict.Header) err
 		s.msg.ours[strings.ToLower(own)] = 0
 	}
 	for _, h := range add {
-		if err := m.AddHeader(h.Name, h.Value); err != nil {
+		if err := m.AddHeader(h.Name, fold(h.Name, h.Value)); err != nil {
 			return fmt.Errorf("add header %s: %w", h.Name, err)
 		}
 	}
@@ -360,11 +360,20 @@ func (s *Session) logVerdict(v verdict.Verdict, results []scan.Result, oversize 
 	if v.Threat != "" {
 		attrs = append(attrs, "threat", v.Threat)
 	}
+	if v.Rule != "" {
+		attrs = append(attrs, "rule", v.Rule)
+	}
 	if oversize {
 		attrs = append(attrs, "oversize", true)
 	}
 	for _, r := range results {
 		attrs = append(attrs, r.Scanner+"_ms", r.Elapsed.Milliseconds())
+		if r.Spam != nil {
+			attrs = append(attrs, r.Scanner+"_score", r.Spam.Score)
+		}
+		if r.Skipped != "" {
+			attrs = append(attrs, r.Scanner+"_skipped", r.Skipped)
+		}
 		if r.Err != nil {
 			attrs = append(attrs, r.Scanner+"_error", r.Err.Error())
 		}

@@ -14,7 +14,10 @@ type Settings struct {
 	Scanners []scan.Scanner
 	// OnError is each scanner's failure policy, by scanner name; missing
 	// means tempfail.
-	OnError    map[string]verdict.OnError
+	OnError map[string]verdict.OnError
+	// Roles says what each scanner looks for, by name; missing means a
+	// virus scanner.
+	Roles      map[string]verdict.Role
 	Policy     verdict.Policy
 	Scan       scan.Options  // scan size limit, spool placement
 	EOMTimeout time.Duration // from the final "." to our reply
@@ -25,10 +28,15 @@ type Settings struct {
 func (st *Settings) Decide(results []scan.Result, oversize bool) verdict.Verdict {
 	in := verdict.Input{Oversize: oversize}
 	for _, r := range results {
-		f := verdict.Finding{Scanner: r.Scanner, OnError: st.OnError[r.Scanner]}
+		f := verdict.Finding{Scanner: r.Scanner, OnError: st.OnError[r.Scanner], Role: st.Roles[r.Scanner],
+			Text: r.Reply, Code: r.Code, Enhanced: r.Enhanced, Rule: r.Rule, Skipped: r.Skipped}
 		switch r.Status {
 		case scan.Clean:
 			f.Kind = verdict.KindClean
+			f.Advice = advice(r.Advice)
+			if r.Spam != nil {
+				f.Spam = &verdict.Spam{Score: r.Spam.Score, Required: r.Spam.Required, Symbols: r.Spam.Symbols, IsSpam: r.Spam.IsSpam}
+			}
 		case scan.Infected:
 			f.Kind, f.Threat = verdict.KindVirus, r.Threat
 		default:
@@ -40,4 +48,16 @@ func (st *Settings) Decide(results []scan.Result, oversize bool) verdict.Verdict
 		in.Findings = append(in.Findings, f)
 	}
 	return verdict.Decide(in, st.Policy)
+}
+
+func advice(a scan.Advice) verdict.Action {
+	switch a {
+	case scan.AdviseTag:
+		return verdict.Tag
+	case scan.AdviseTempFail:
+		return verdict.TempFail
+	case scan.AdviseReject:
+		return verdict.Reject
+	}
+	return verdict.Accept
 }

@@ -61,11 +61,12 @@ type Result struct {
 	// Scanners that judge rather than detect (spamd, rspamd, content rules)
 	// give their advice with a Clean status: what they would do with the
 	// message under their own configured policy, and why.
-	Advice Advice
-	Reply  string // text for a Reject or TempFail advice (unsanitized); "" = the default text
-	Code   int    // SMTP code for a Reject advice when not 550 (e.g. 552, 554); 0 = 550
-	Rule   string // which rule or symbol decided, for logs and `nobounce scan`
-	Spam   *Spam  // spam scanners: the score behind the advice
+	Advice   Advice
+	Reply    string // text for a Reject or TempFail advice (unsanitized); "" = the default text
+	Code     int    // SMTP code for a Reject advice when not 550 (e.g. 552, 554); 0 = 550
+	Enhanced string // RFC 3463 code for a Reject advice when not 5.7.1 (e.g. "5.6.0" for malformed MIME)
+	Rule     string // which rule or symbol decided, for logs and `nobounce scan`
+	Spam     *Spam  // spam scanners: the score behind the advice
 
 	// Skipped, when not "", says why the scanner deliberately did not look
 	// at this message ("too large", "authenticated sender"); the status is

@@ -23,6 +23,7 @@
 package verdict
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 )
@@ -66,6 +67,11 @@ const (
 	ReasonOversize        Reason = "oversize"            // over the scan size limit, policy reject/tempfail
 	ReasonOversizeAccept  Reason = "oversize-accepted"   // over the scan size limit, policy accept
 	ReasonNoScanner       Reason = "no-scanner"          // no scanner is configured
+	ReasonSpam            Reason = "spam"                // a spam scanner advised reject
+	ReasonSpamTag         Reason = "spam-tagged"         // a spam scanner advised tag: delivered, marked
+	ReasonSoftReject      Reason = "soft-reject"         // a scanner advised a temporary failure (rspamd soft reject, greylist)
+	ReasonPolicy          Reason = "policy"              // a content rule advised reject
+	ReasonPolicyTag       Reason = "policy-tagged"       // a content rule advised tag
 )
 
 // Kind is the outcome of one scanner, as far as the verdict cares.
@@ -111,13 +117,41 @@ func (o OnError) String() string {
 }
 
 // Finding is one scanner's answer, already mapped from scan.Result by the
-// caller. Threat and Err are the scanner's own words, unsanitized.
+// caller. Threat, Err and Text are the scanner's own words, unsanitized.
 type Finding struct {
 	Scanner string  // Scanner.Name(), e.g. "clamd"
+	Role    Role    // what kind of scanner: its headers and default texts
 	Kind    Kind    //
 	Threat  string  // KindVirus: what was found
 	Err     string  // KindError: why the scanner failed (logged, never sent)
 	OnError OnError // KindError: this scanner's policy
+
+	// Judging scanners (spam, content rules) advise with KindClean.
+	Advice   Action // Accept (nothing to say), Tag, TempFail or Reject
+	Text     string // reply text for Reject/TempFail advice; "" = the role's default
+	Code     int    // reply code for Reject advice; 0 = 550
+	Enhanced string // enhanced code for Reject advice; "" = 5.7.1
+	Rule     string // what decided, for logs
+	Spam     *Spam  // RoleSpam: the score, for the X-Spam-* headers
+	Skipped  string // the scanner chose not to look ("too large"); said in its headers
+}
+
+// Role says what a scanner looks for, which decides the headers that speak
+// for it and its default texts.
+type Role int
+
+// Roles.
+const (
+	RoleVirus  Role = iota // clamd: X-Virus-*
+	RoleSpam               // spamd, rspamd: X-Spam-*
+	RolePolicy             // content rules
+)
+
+// Spam is a spam scanner's score of a message.
+type Spam struct {
+	Score, Required float64
+	Symbols         []string
+	IsSpam          bool
 }
 
 // OversizePolicy is what happens to a message over the scan size limit. It
@@ -157,7 +191,16 @@ const (
 
 	// unknownThreat stands in for a threat the scanner did not name.
 	unknownThreat = "unknown"
+
+	DefaultSpamText       = "Message considered spam"
+	DefaultPolicyText     = "Message refused by content policy"
+	DefaultSoftRejectText = "Try again later"
+	DefaultPolicyHeader   = "X-Content-Policy"
 )
+
+// SpamHeaderNames are the SpamAssassin-style headers nobounce writes when
+// a spam scanner is configured, and removes from incoming mail first.
+var SpamHeaderNames = []string{"X-Spam-Flag", "X-Spam-Status", "X-Spam-Score", "X-Spam-Level"}
 
 // Policy is the configurable part of a verdict. Texts are sanitized when
 // used; an empty text (after sanitizing) falls back to its default, so a
@@ -171,6 +214,16 @@ type Policy struct {
 	ScannedHeader string // default "X-Virus-Scanned"; "" = don't add
 	StatusHeader  string // default "X-Virus-Status"; "" = don't add
 	ScannedValue  string // e.g. "nobounce 0.1.0 with ClamAV"; set by the caller
+
+	SpamText       string // default "Message considered spam"
+	PolicyText     string // default "Message refused by content policy"
+	SoftRejectText string // default "Try again later"
+	// SpamHeaders turns on X-Spam-Flag, X-Spam-Status, X-Spam-Score and
+	// X-Spam-Level (set when a spam scanner is configured).
+	SpamHeaders bool
+	// PolicyHeader names the header on mail a content rule tagged; "" = none
+	// (set to DefaultPolicyHeader when content rules are configured).
+	PolicyHeader string
 }
 
 // DefaultPolicy is the policy nobounce starts from: reject viruses and
@@ -184,6 +237,10 @@ func DefaultPolicy() Policy {
 		AddHeaders:    true,
 		ScannedHeader: DefaultScannedHeader,
 		StatusHeader:  DefaultStatusHeader,
+
+		SpamText:       DefaultSpamText,
+		PolicyText:     DefaultPolicyText,
+		SoftRejectText: DefaultSoftRejectText,
 	}
 }
 
@@ -208,6 +265,7 @@ type Verdict struct {
 	Scanner  string   // the scanner whose finding decided, "" if none
 	Threat   string   // sanitized threat name, for logs
 	Err      string   // sanitized error of the deciding scanner, for logs; never sent
+	Rule     string   // sanitized rule of a judging scanner that decided, for logs
 	Headers  []Header // to add when Action is Accept or Tag (may be empty)
 }
 
@@ -283,6 +341,30 @@ func Decide(in Input, p Policy) Verdict {
 		}
 	}
 
+	// 2. a judging scanner advises reject: the first, in configuration order.
+	for _, f := range in.Findings {
+		if f.Kind == KindClean && f.Advice == Reject {
+			code, enhanced := CodeRejected, EnhancedVirus
+			if f.Code >= 500 && f.Code <= 599 {
+				code = f.Code
+			}
+			if f.Enhanced != "" && validEnhanced(f.Enhanced, code) {
+				enhanced = f.Enhanced
+			}
+			reason, def := ReasonPolicy, p.PolicyText
+			if f.Role == RoleSpam {
+				reason, def = ReasonSpam, p.SpamText
+			}
+			text := f.Text
+			if text == "" {
+				text = def
+			}
+			return reply(Reject, code, enhanced, text, DefaultPolicyText, "", Verdict{
+				Reason: reason, Scanner: f.Scanner, Rule: Sanitize(f.Rule, maxErr),
+			})
+		}
+	}
+
 	if in.Oversize {
 		switch p.Oversize {
 		case OversizeAccept:
@@ -316,29 +398,151 @@ func Decide(in Input, p Policy) Verdict {
 		}
 	}
 
+	// 4. a judging scanner advises a temporary failure.
+	for _, f := range in.Findings {
+		if f.Kind == KindClean && f.Advice == TempFail {
+			text := f.Text
+			if text == "" {
+				text = p.SoftRejectText
+			}
+			return reply(TempFail, CodeTempFail, EnhancedTempFail, text, DefaultSoftRejectText, "", Verdict{
+				Reason: ReasonSoftReject, Scanner: f.Scanner, Rule: Sanitize(f.Rule, maxErr),
+			})
+		}
+	}
+
 	v := Verdict{Action: Accept, Code: CodeOK, Enhanced: EnhancedOK, Text: okText}
-	var status string
+	var virusFindings, spamFindings int
+	for _, f := range in.Findings {
+		switch f.Role {
+		case RoleVirus:
+			virusFindings++
+		case RoleSpam:
+			spamFindings++
+		}
+	}
 	switch {
 	case in.Oversize:
 		v.Reason = ReasonOversizeAccept
-		status = statusTooLarge
 	case acceptedFailure != nil:
 		v.Reason = ReasonScanErrorAccept
 		v.Scanner = acceptedFailure.Scanner
 		v.Err = Sanitize(acceptedFailure.Err, maxErr)
-		name := Sanitize(acceptedFailure.Scanner, maxThreat)
-		if name == "" {
-			name = "scanner"
-		}
-		status = statusNotScanned + name + statusScanErrorFm
 	case len(in.Findings) == 0:
 		v.Reason = ReasonNoScanner
 	default:
 		v.Reason = ReasonClean
+	}
+	// The X-Virus-* headers speak for virus scanners only: none ran, none
+	// claims anything.
+	var status string
+	switch {
+	case in.Oversize:
+		status = statusTooLarge
+	case virusFindings == 0:
+	default:
 		status = statusClean
+		for _, f := range in.Findings {
+			if f.Role == RoleVirus && f.Kind != KindClean {
+				name := Sanitize(f.Scanner, maxThreat)
+				if name == "" {
+					name = "scanner"
+				}
+				status = statusNotScanned + name + statusScanErrorFm
+				break
+			}
+		}
 	}
 	v.Headers = headers(p, status)
+
+	// 5. a judging scanner advises tag: delivered, marked.
+	for _, f := range in.Findings {
+		if f.Kind == KindClean && f.Advice == Tag {
+			v.Action = Tag
+			v.Scanner, v.Rule = f.Scanner, Sanitize(f.Rule, maxErr)
+			v.Reason = ReasonPolicyTag
+			if f.Role == RoleSpam {
+				v.Reason = ReasonSpamTag
+			}
+			break
+		}
+	}
+	if p.AddHeaders && p.SpamHeaders && spamFindings > 0 {
+		v.Headers = append(v.Headers, spamHeaders(in.Findings)...)
+	}
+	if p.AddHeaders && ValidHeaderName(p.PolicyHeader) {
+		for _, f := range in.Findings {
+			if f.Role == RolePolicy && f.Kind == KindClean && f.Advice == Tag {
+				v.Headers = append(v.Headers, Header{Name: p.PolicyHeader, Value: Sanitize(f.Rule, maxHeaderValue)})
+			}
+		}
+	}
 	return v
+}
+
+// spamHeaders are SpamAssassin's headers for the strongest spam finding
+// (the first of equals): X-Spam-Flag only when it is spam.
+func spamHeaders(fs []Finding) []Header {
+	var best *Finding
+	for i, f := range fs {
+		if f.Role != RoleSpam {
+			continue
+		}
+		if best == nil || rank(f) > rank(*best) {
+			best = &fs[i]
+		}
+	}
+	switch {
+	case best.Kind != KindClean:
+		return []Header{{"X-Spam-Status", "No, not scanned: " + Sanitize(best.Scanner, maxThreat) + " error"}}
+	case best.Skipped != "":
+		return []Header{{"X-Spam-Status", "No, not scanned: " + Sanitize(best.Skipped, maxHeaderValue)}}
+	case best.Spam == nil:
+		return nil
+	}
+	sp := best.Spam
+	yes := sp.IsSpam || best.Advice >= Tag
+	var tests []string
+	for _, s := range sp.Symbols {
+		if t := Sanitize(s, 80); t != "" && !strings.ContainsAny(t, ", ") {
+			tests = append(tests, t)
+		}
+	}
+	word := "No"
+	if yes {
+		word = "Yes"
+	}
+	status := fmt.Sprintf("%s, score=%.1f required=%.1f tests=%s scanner=%s", word, sp.Score, sp.Required,
+		strings.Join(tests, ","), Sanitize(best.Scanner, 40))
+	if len(tests) == 0 {
+		status = fmt.Sprintf("%s, score=%.1f required=%.1f tests=none scanner=%s", word, sp.Score, sp.Required, Sanitize(best.Scanner, 40))
+	}
+	level := int(sp.Score)
+	level = max(0, min(level, 50))
+	hs := []Header{}
+	if yes {
+		hs = append(hs, Header{"X-Spam-Flag", "YES"})
+	}
+	hs = append(hs,
+		Header{"X-Spam-Status", status},
+		Header{"X-Spam-Score", fmt.Sprintf("%.1f", sp.Score)},
+	)
+	if level > 0 {
+		hs = append(hs, Header{"X-Spam-Level", strings.Repeat("*", level)})
+	}
+	return hs
+}
+
+// rank orders spam findings for their headers: a decision over a score,
+// a score over a failure.
+func rank(f Finding) int {
+	switch {
+	case f.Kind != KindClean:
+		return 0
+	case f.Skipped != "":
+		return 1
+	}
+	return 2 + int(f.Advice)
 }
 
 // reply builds a non-accept verdict: the text is the configured one, or
@@ -451,6 +655,12 @@ func HeaderNames(p Policy) []string {
 		if ValidHeaderName(n) {
 			names = append(names, n)
 		}
+	}
+	if p.SpamHeaders {
+		names = append(names, SpamHeaderNames...)
+	}
+	if ValidHeaderName(p.PolicyHeader) {
+		names = append(names, p.PolicyHeader)
 	}
 	return names
 }

@@ -344,6 +344,10 @@ func TestDefaultPolicy(t *testing.T) {
 		AddHeaders:    true,
 		ScannedHeader: "X-Virus-Scanned",
 		StatusHeader:  "X-Virus-Status",
+
+		SpamText:       "Message considered spam",
+		PolicyText:     "Message refused by content policy",
+		SoftRejectText: "Try again later",
 	}
 	if p != want {
 		t.Errorf("DefaultPolicy() = %+v, want %+v", p, want)
