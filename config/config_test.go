@@ -368,10 +368,9 @@ func TestPolicy(t *testing.T) {
 	c.Clamd.OnError = "accept"
 	c.Headers = Headers{Add: false, Scanned: "X-A", Status: ""}
 	p = c.Policy("")
-	want = verdict.Policy{
-		VirusText: "Malware: {virus}", TempFailText: verdict.DefaultTempFailText, OversizeText: verdict.DefaultOversizeText,
-		Oversize: verdict.OversizeTempFail, AddHeaders: false, ScannedHeader: "X-A", StatusHeader: "", ScannedValue: "nobounce",
-	}
+	want = verdict.DefaultPolicy()
+	want.VirusText, want.Oversize, want.AddHeaders = "Malware: {virus}", verdict.OversizeTempFail, false
+	want.ScannedHeader, want.StatusHeader, want.ScannedValue = "X-A", "", "nobounce"
 	if p != want {
 		t.Errorf("Policy() = %+v, want %+v", p, want)
 	}
