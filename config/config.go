@@ -14,7 +14,9 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
+	"net/netip"
 	"os"
 	"time"
 
@@ -83,6 +85,15 @@ type Scan struct {
 	// (with "X-Virus-Status: Not scanned: message too large"). Default
 	// "reject".
 	Oversize string `toml:"oversize"`
+	// SpamSkipAuthenticated skips the spam scanners (spamd, rspamd) for
+	// senders who authenticated to the MTA ({auth_authen} set): the
+	// customers' own mail. The virus scan and content rules always run.
+	// Default true.
+	SpamSkipAuthenticated bool `toml:"spam_skip_authenticated"`
+	// SpamSkipNetworks skips the spam scanners for SMTP clients in these
+	// networks (CIDR, e.g. "192.0.2.0/24", or single addresses): the
+	// organisation's own hosts. Never the virus scan. Default [].
+	SpamSkipNetworks []string `toml:"spam_skip_networks"`
 }
 
 // Clamd is the [clamd] table.
@@ -142,8 +153,10 @@ func Default() Config {
 		LogLevel:     "info",
 		LogFormat:    "text",
 		Scan: Scan{
-			MaxSize:  25 * MiB,
-			Oversize: "reject",
+			MaxSize:               25 * MiB,
+			Oversize:              "reject",
+			SpamSkipAuthenticated: true,
+			SpamSkipNetworks:      []string{},
 		},
 		Clamd: Clamd{
 			Addresses:      []string{"unix:/run/clamav/clamd.ctl"},
@@ -220,4 +233,27 @@ func (c Clamd) OnErrorPolicy() verdict.OnError {
 // SocketFileMode is SocketMode as a file mode (permission bits only).
 func (c Config) SocketFileMode() (fs.FileMode, error) {
 	return parseSocketMode(c.SocketMode)
+}
+
+// SpamSkipPrefixes parses SpamSkipNetworks; call it on a valid Config.
+func (s Scan) SpamSkipPrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, n := range s.SpamSkipNetworks {
+		if p, err := parseNetwork(n); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// parseNetwork reads a CIDR prefix or a single address.
+func parseNetwork(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is neither a network (CIDR) nor an address", s)
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
 }

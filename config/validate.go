@@ -71,6 +71,11 @@ func (c *Config) validate(report func(key, msg string)) {
 		bad("scan.max_size", "must be more than 0 bytes, got %d", int64(c.Scan.MaxSize))
 	}
 	enum("scan.oversize", c.Scan.Oversize, Oversizes)
+	for i, n := range c.Scan.SpamSkipNetworks {
+		if _, err := parseNetwork(n); err != nil {
+			bad("scan.spam_skip_networks", "element %d: %v", i+1, err)
+		}
+	}
 
 	seen := make(map[sockaddr.Addr]bool)
 	for i, a := range c.Clamd.Addresses {

@@ -245,7 +245,7 @@ func (s *Session) open() {
 	s.msg.env.QueueID = s.macro("i")
 	ctx, cancel := context.WithCancel(context.Background())
 	s.msg.cancel = cancel
-	s.msg.stream = scan.Open(ctx, st.Scanners, &s.msg.env, st.Scan)
+	s.msg.stream = scan.Open(ctx, st.scanners(&s.msg.env), &s.msg.env, st.Scan)
 	if s.msg.tooBig {
 		s.msg.stream.MarkOversize()
 	}

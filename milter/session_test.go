@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +23,7 @@ import (
 // recScanner is a scanner whose answer the test sets: it records the bytes
 // it was fed, and answers Infected when they contain its marker.
 type recScanner struct {
+	name   string // "" is "rec"
 	marker string
 	fail   error
 
@@ -30,7 +32,12 @@ type recScanner struct {
 	open int      // jobs begun and not yet finished or aborted
 }
 
-func (r *recScanner) Name() string { return "rec" }
+func (r *recScanner) Name() string {
+	if r.name == "" {
+		return "rec"
+	}
+	return r.name
+}
 
 func (r *recScanner) Begin(ctx context.Context, env *scan.Envelope) scan.Job {
 	r.mu.Lock()
@@ -54,11 +61,11 @@ func (j *recJob) Finish(ctx context.Context) scan.Result {
 	j.s.mu.Unlock()
 	switch {
 	case j.s.fail != nil:
-		return scan.Result{Scanner: "rec", Status: scan.Failed, Err: j.s.fail}
+		return scan.Result{Scanner: j.s.Name(), Status: scan.Failed, Err: j.s.fail}
 	case j.s.marker != "" && strings.Contains(j.buf.String(), j.s.marker):
-		return scan.Result{Scanner: "rec", Status: scan.Infected, Threat: "Test.Virus"}
+		return scan.Result{Scanner: j.s.Name(), Status: scan.Infected, Threat: "Test.Virus"}
 	}
-	return scan.Result{Scanner: "rec", Status: scan.Clean}
+	return scan.Result{Scanner: j.s.Name(), Status: scan.Clean}
 }
 
 func (j *recJob) Abort() { j.end() }
@@ -445,5 +452,52 @@ func TestServerReadDeadline(t *testing.T) {
 			t.Fatal("an idle MTA connection outlived the read timeout")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestSessionSpamSkip(t *testing.T) {
+	spam := &recScanner{}
+	virus := &recScanner{name: "virus"}
+	st := settings(spam, virus)
+	st.Roles = map[string]verdict.Role{"rec": verdict.RoleSpam}
+	st.Policy.SpamHeaders = true
+	st.SpamSkipAuthenticated = true
+	st.SpamSkipNetworks = []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}
+	_, c := startServer(t, Options{}, st)
+
+	tests := []struct {
+		name, client, auth string
+		skipped            bool
+		status             string
+	}{
+		{"stranger", "192.0.2.7", "", false, "No, score="},
+		{"authenticated", "192.0.2.7", "carol", true, "No, not scanned: authenticated sender"},
+		{"trusted network", "198.51.100.9", "", true, "No, not scanned: trusted network"},
+	}
+	for _, tt := range tests {
+		spam.seen, virus.seen = nil, nil
+		s, err := c.Session()
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustContinue(t, "CONNECT", func() (*gomilter.Action, error) { return s.Conn("h", gomilter.FamilyInet, 1, tt.client) })
+		if tt.auth != "" {
+			s.Macros(gomilter.CodeMail, "{auth_authen}", tt.auth)
+		}
+		_, mods := send(t, s, clean)
+		s.Close()
+		if got := len(spam.seen) == 0; got != tt.skipped {
+			t.Errorf("%s: spam scanner skipped = %v, want %v", tt.name, got, tt.skipped)
+		}
+		if len(virus.seen) != 1 {
+			t.Errorf("%s: the virus scanner must always run", tt.name)
+		}
+		found := false
+		for _, m := range mods {
+			found = found || (m.HeaderName == "X-Spam-Status" && strings.HasPrefix(m.HeaderValue, tt.status))
+		}
+		if !found && tt.skipped {
+			t.Errorf("%s: no X-Spam-Status %q in %+v", tt.name, tt.status, mods)
+		}
 	}
 }

@@ -1,6 +1,8 @@
 package milter
 
 import (
+	"context"
+	"net/netip"
 	"time"
 
 	"github.com/nobounce/nobounce/scan"
@@ -22,7 +24,50 @@ type Settings struct {
 	Scan       scan.Options  // scan size limit, spool placement
 	EOMTimeout time.Duration // from the final "." to our reply
 	Recipient  RecipientSettings
+
+	// Spam scanners (Roles RoleSpam) are skipped for authenticated senders
+	// and for clients in these networks; virus scans never are.
+	SpamSkipAuthenticated bool
+	SpamSkipNetworks      []netip.Prefix
 }
+
+// scanners lists the scanners for one message: a skipped spam scanner is
+// replaced by one that says why, so the headers tell the truth.
+func (st *Settings) scanners(env *scan.Envelope) []scan.Scanner {
+	why := ""
+	if st.SpamSkipAuthenticated && env.AuthUser != "" {
+		why = "authenticated sender"
+	} else if a, err := netip.ParseAddr(env.ClientAddr); err == nil {
+		for _, p := range st.SpamSkipNetworks {
+			if p.Contains(a.Unmap()) {
+				why = "trusted network"
+				break
+			}
+		}
+	}
+	if why == "" {
+		return st.Scanners
+	}
+	out := make([]scan.Scanner, len(st.Scanners))
+	for i, sc := range st.Scanners {
+		out[i] = sc
+		if st.Roles[sc.Name()] == verdict.RoleSpam {
+			out[i] = skipped{name: sc.Name(), why: why}
+		}
+	}
+	return out
+}
+
+// skipped stands in for a scanner deliberately not run on a message.
+type skipped struct{ name, why string }
+
+func (s skipped) Name() string                                   { return s.name }
+func (s skipped) Begin(context.Context, *scan.Envelope) scan.Job { return s }
+func (s skipped) Write(p []byte) (int, error)                    { return len(p), nil }
+func (s skipped) Finish(context.Context) scan.Result {
+	return scan.Result{Scanner: s.name, Status: scan.Clean, Skipped: s.why}
+}
+func (s skipped) Abort() {}
 
 // Decide turns scanner results into the verdict for a message.
 func (st *Settings) Decide(results []scan.Result, oversize bool) verdict.Verdict {

@@ -50,10 +50,14 @@ func loadConfig(path string, o *overrides) (config.Config, error) {
 // buildSettings turns a valid config into what the milter runs with.
 func buildSettings(c config.Config, logger *slog.Logger) (*milter.Settings, error) {
 	st := &milter.Settings{
-		OnError:    map[string]verdict.OnError{},
-		Policy:     c.Policy(versionString()),
-		Scan:       scan.Options{MaxSize: int64(c.Scan.MaxSize)},
-		EOMTimeout: c.EOMTimeout.Duration,
+		OnError: map[string]verdict.OnError{},
+		Policy:  c.Policy(versionString()),
+		Scan:    scan.Options{MaxSize: int64(c.Scan.MaxSize)},
+		Roles:   map[string]verdict.Role{},
+
+		SpamSkipAuthenticated: c.Scan.SpamSkipAuthenticated,
+		SpamSkipNetworks:      c.Scan.SpamSkipPrefixes(),
+		EOMTimeout:            c.EOMTimeout.Duration,
 	}
 	if len(c.Clamd.Addresses) > 0 {
 		var addrs []sockaddr.Addr
