@@ -60,6 +60,10 @@ type Config struct {
 	LogLevel string `toml:"log_level"`
 	// LogFormat is text (key=value) or json. Default "text".
 	LogFormat string `toml:"log_format"`
+	// MetricsListen is the host:port of the HTTP server for /metrics
+	// (Prometheus) and /healthz (every scanner reachable); "" = off. Keep
+	// it on loopback: it says which scanners are down. Default "".
+	MetricsListen string `toml:"metrics_listen"`
 
 	Scan      Scan      `toml:"scan"`
 	Clamd     Clamd     `toml:"clamd"`

@@ -2,7 +2,9 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -66,6 +68,13 @@ func (c *Config) validate(report func(key, msg string)) {
 	}
 	enum("log_level", c.LogLevel, LogLevels)
 	enum("log_format", c.LogFormat, LogFormats)
+	if c.MetricsListen != "" {
+		if _, port, err := net.SplitHostPort(c.MetricsListen); err != nil {
+			bad("metrics_listen", "want host:port such as \"127.0.0.1:9329\": %v", err)
+		} else if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			bad("metrics_listen", "bad port %q", port)
+		}
+	}
 
 	if c.Scan.MaxSize <= 0 {
 		bad("scan.max_size", "must be more than 0 bytes, got %d", int64(c.Scan.MaxSize))

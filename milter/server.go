@@ -33,6 +33,7 @@ type Server struct {
 	log      *slog.Logger
 	settings atomic.Pointer[Settings]
 	milter   gomilter.Server
+	metrics  serverMetrics
 
 	mu       sync.Mutex
 	conns    map[*deadlineConn]struct{}
@@ -136,6 +137,7 @@ func (l *listener) Accept() (net.Conn, error) {
 	sess := s.newSession(refuse)
 	if refuse {
 		sess.log.Warn("session limit reached: refusing the SMTP client with 421", "max_sessions", s.opts.MaxSessions)
+		s.metrics.refused.Inc()
 	}
 	dc := &deadlineConn{Conn: c, srv: s, sess: sess}
 	s.conns[dc] = struct{}{}

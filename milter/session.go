@@ -302,6 +302,7 @@ func (s *Session) Body(m *gomilter.Modifier) (gomilter.Response, error) {
 		resp = reply(v.Code, v.Enhanced, v.Text)
 	}
 	s.logVerdict(v, results, oversize, time.Since(eom), modErr)
+	s.srv.metrics.observe(v, results)
 	return resp, nil
 }
 

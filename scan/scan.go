@@ -129,3 +129,17 @@ type Job interface {
 	// to call after Finish and more than once.
 	Abort()
 }
+
+// Health is what a health check learnt about one server of a scanner.
+type Health struct {
+	Addr    string        // the server's address as configured
+	Up      bool          // it answered
+	Err     error         // why not
+	Latency time.Duration // how long the answer took
+}
+
+// Pinger is a scanner that can check its servers, for /healthz.
+type Pinger interface {
+	Scanner
+	Ping(ctx context.Context) []Health
+}

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 
 	"github.com/nobounce/nobounce/config"
+	"github.com/nobounce/nobounce/metrics"
 	"github.com/nobounce/nobounce/milter"
 	"github.com/nobounce/nobounce/sockaddr"
 )
@@ -56,12 +57,24 @@ func serveCmd(args []string, stderr io.Writer) int {
 		Logger:       logger,
 	}, st)
 
+	httpCtx, stopHTTP := context.WithCancel(context.Background())
+	defer stopHTTP()
+	if cfg.MetricsListen != "" {
+		reg := metrics.New()
+		srv.RegisterMetrics(reg)
+		if err := startHTTP(httpCtx, cfg.MetricsListen, reg, srv, logger); err != nil {
+			logger.Error("cannot start", "error", err)
+			ln.Close()
+			return exitError
+		}
+	}
+
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	logger.Info("serving", "version", versionString(), "listen", addr.String(), "clamd", cfg.Clamd.Addresses,
-		"max_sessions", cfg.MaxSessions, "config", *cfgPath)
+		"max_sessions", cfg.MaxSessions, "metrics", cfg.MetricsListen, "config", *cfgPath)
 
 	for {
 		select {

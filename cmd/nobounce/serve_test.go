@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -178,5 +180,58 @@ func TestServeReloadAndStop(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), "msg=verdict"); n != 3 {
 		t.Errorf("%d verdict lines, want one per message (3):\n%s", n, logs.String())
+	}
+}
+
+func TestServeMetricsAndHealth(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := binary(t)
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "milter.sock")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpAddr := l.Addr().String()
+	l.Close()
+	cfg := filepath.Join(dir, "nobounce.toml")
+	os.WriteFile(cfg, []byte("metrics_listen = \""+httpAddr+"\"\n[clamd]\naddresses = [\"unix:"+dir+"/no-clamd.sock\"]\n"), 0o644)
+	var logs logBuf
+	cmd := exec.Command(bin, "serve", "-config", cfg, "-listen", "unix:"+sock)
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + httpAddr + path)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	waitFor(t, "the HTTP server", func() bool { code, _ := get("/metrics"); return code == 200 })
+
+	code, body := get("/healthz")
+	if code != 503 || !strings.Contains(body, "clamd unix:"+dir+"/no-clamd.sock: down") {
+		t.Errorf("/healthz with clamd down: %d %q", code, body)
+	}
+	if got := endOfMessage(t, sock); !strings.HasPrefix(got, "4.7.1") {
+		t.Fatalf("reply %q", got)
+	}
+	_, body = get("/metrics")
+	for _, want := range []string{
+		`nobounce_milter_verdicts_total{action="tempfail",reason="scan-error"} 1`,
+		`nobounce_scan_errors_total{scanner="clamd"} 1`,
+		`nobounce_scan_duration_seconds_count{scanner="clamd"} 1`,
+		"# TYPE nobounce_milter_sessions gauge",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, body)
+		}
 	}
 }

@@ -98,12 +98,7 @@ type server struct {
 }
 
 // Health is what Ping learnt about one clamd address.
-type Health struct {
-	Addr    string        // address in Postfix notation ("unix:/path", "inet:host:port")
-	Up      bool          // it answered PONG
-	Err     error         // why not, when !Up
-	Latency time.Duration // time to connect and get the answer
-}
+type Health = scan.Health
 
 var _ scan.Scanner = (*Scanner)(nil)
 

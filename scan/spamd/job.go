@@ -1,0 +1,243 @@
+package spamd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nobounce/nobounce/scan"
+)
+
+// job is one message for spamd. It holds the spool the message is in; all
+// the work happens in Finish.
+type job struct {
+	s      *Scanner
+	env    *scan.Envelope
+	start  time.Time
+	ctx    context.Context // Begin's ctx, cancelled by Abort
+	cancel context.CancelCauseFunc
+
+	sp   *scan.Spool
+	own  bool // sp was made by Begin: Write fills it, the job closes it
+	over bool // own spool: the message outgrew MaxSize, the spool is gone
+
+	mu    sync.Mutex
+	busy  bool         // Finish is reading the spool
+	final *scan.Result // what Finish returned
+}
+
+// BeginSpooled starts a scan of the message that sp holds once the stream
+// has ended; sp belongs to the caller.
+func (s *Scanner) BeginSpooled(ctx context.Context, env *scan.Envelope, sp *scan.Spool) scan.Job {
+	j := &job{s: s, env: env, start: time.Now(), sp: sp}
+	j.ctx, j.cancel = context.WithCancelCause(ctx)
+	return j
+}
+
+// Begin starts a scan that keeps its own spool, filled by Write (for use
+// without a scan.Stream, as `nobounce scan` may). Bytes past MaxSize are
+// not kept.
+func (s *Scanner) Begin(ctx context.Context, env *scan.Envelope) scan.Job {
+	j := s.BeginSpooled(ctx, env, scan.NewSpool("", 0)).(*job)
+	j.own = true
+	return j
+}
+
+// Write appends p to the job's own spool. It is not used by a scan.Stream.
+func (j *job) Write(p []byte) (int, error) {
+	if j.ctx.Err() != nil {
+		return 0, fmt.Errorf("spamd: %w", context.Cause(j.ctx))
+	}
+	if !j.own {
+		return 0, errors.New("spamd: Write on a spooled job")
+	}
+	if j.over {
+		return len(p), nil
+	}
+	if j.sp.Size()+int64(len(p)) > j.s.opts.MaxSize {
+		// Not scanned at all: no need to keep the rest.
+		j.over = true
+		j.sp.Close()
+		return len(p), nil
+	}
+	return j.sp.Write(p)
+}
+
+// Abort abandons the scan; a Finish under way returns at once.
+func (j *job) Abort() {
+	j.cancel(errAborted)
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if !j.busy {
+		// A Finish under way closes the spool when it is done with it.
+		j.closeOwn()
+	}
+}
+
+func (j *job) closeOwn() {
+	if j.own && !j.over {
+		j.sp.Close()
+		j.over = true // nothing left to read
+	}
+}
+
+// Finish sends the message to spamd and waits for the answer, at most
+// Options.Timeout and until ctx is done.
+func (j *job) Finish(ctx context.Context) scan.Result {
+	j.mu.Lock()
+	if j.final != nil {
+		defer j.mu.Unlock()
+		return *j.final
+	}
+	j.busy = true
+	j.mu.Unlock()
+
+	r := j.scan(ctx)
+	r.Scanner = "spamd"
+	r.Elapsed = time.Since(j.start)
+
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.busy = false
+	if j.final == nil {
+		j.final = &r
+	}
+	j.closeOwn()
+	return *j.final
+}
+
+func (j *job) queueID() string {
+	if j.env == nil {
+		return ""
+	}
+	return j.env.QueueID
+}
+
+// failed is a Failed result naming the server.
+func failed(server string, err error) scan.Result {
+	return scan.Result{Status: scan.Failed, Server: server, Err: fmt.Errorf("spamd %s: %w", server, err)}
+}
+
+func (j *job) scan(ctx context.Context) scan.Result {
+	first := j.s.servers[0].name
+	if err := j.ctx.Err(); err != nil {
+		return failed(first, context.Cause(j.ctx))
+	}
+	if err := ctx.Err(); err != nil {
+		return failed(first, context.Cause(ctx))
+	}
+	if j.over || j.sp.Size() > j.s.opts.MaxSize {
+		return scan.Result{Status: scan.Clean, Skipped: SkippedTooLarge,
+			Rule: fmt.Sprintf("over max_size %d", j.s.opts.MaxSize)}
+	}
+	if err := j.sp.Err(); err != nil {
+		return failed(first, err)
+	}
+
+	// One clock for everything from here: Timeout, the caller's ctx, Abort.
+	wctx, cancel := context.WithTimeoutCause(j.ctx, j.s.opts.Timeout,
+		fmt.Errorf("%w after %v", ErrTimeout, j.s.opts.Timeout))
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { cancel() })
+	defer stop()
+	cause := func() error {
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		return context.Cause(wctx)
+	}
+
+	var errs []string
+	last := first
+	for _, sv := range j.s.order() {
+		last = sv.name
+		if wctx.Err() != nil {
+			break
+		}
+		conn, err := j.s.dial(wctx, sv)
+		if err != nil {
+			if wctx.Err() != nil {
+				break // our clock, not spamd's fault
+			}
+			j.s.markDown(sv, err)
+			j.s.log.Debug("spamd unreachable, trying the next address", "addr", sv.name, "queue_id", j.queueID(), "err", err)
+			errs = append(errs, fmt.Sprintf("%s: %v", sv.name, err))
+			continue
+		}
+		j.s.markUp(sv)
+		rp, err := j.exchange(wctx, conn)
+		if err != nil {
+			if wctx.Err() != nil {
+				err = cause()
+			}
+			return failed(sv.name, err)
+		}
+		advice, rule := j.s.advise(rp)
+		return scan.Result{
+			Status: scan.Clean,
+			Server: sv.name,
+			Advice: advice,
+			Rule:   rule,
+			Spam:   &scan.Spam{Score: rp.Score, Required: rp.Required, Symbols: rp.Symbols, IsSpam: rp.IsSpam},
+		}
+	}
+	if wctx.Err() != nil {
+		err := cause()
+		if len(errs) > 0 {
+			err = fmt.Errorf("%w (after %s)", err, strings.Join(errs, "; "))
+		}
+		return failed(last, err)
+	}
+	return failed(last, fmt.Errorf("no spamd reachable: %s", strings.Join(errs, "; ")))
+}
+
+// exchange sends the request and the message on conn and reads the
+// answer. conn is closed on return; ctx's end interrupts every read and
+// write.
+func (j *job) exchange(ctx context.Context, conn net.Conn) (*reply, error) {
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	size := j.sp.Size()
+	_, werr := io.WriteString(conn, requestHeader(size, j.s.opts.User))
+	if werr == nil {
+		var n int64
+		n, werr = io.Copy(conn, j.sp.Reader())
+		if werr == nil && n != size {
+			werr = fmt.Errorf("spool gave %d of %d bytes", n, size)
+			return nil, werr
+		}
+	}
+	if werr == nil {
+		// spamd reads exactly Content-length bytes; the half-close only
+		// makes a short message an immediate error instead of a wait.
+		if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+	}
+	rp, rerr := parseReply(conn)
+	var er *errReply
+	switch {
+	case errors.As(rerr, &er):
+		// spamd's own word on what went wrong beats our write error.
+		return nil, rerr
+	case werr != nil:
+		return nil, fmt.Errorf("sending the message: %w", werr)
+	case rerr != nil:
+		var ne net.Error
+		if errors.As(rerr, &ne) && ne.Timeout() && ctx.Err() == nil {
+			rerr = fmt.Errorf("%w: %w", ErrTimeout, rerr)
+		}
+		return nil, rerr
+	}
+	return rp, nil
+}
