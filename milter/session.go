@@ -61,6 +61,7 @@ type message struct {
 	header   bytes.Buffer   // header block in wire form, until the stream opens
 	tooBig   bool           // header block over maxHeaderBytes
 	ours     map[string]int // our header names (lower case) → copies received
+	subjects int            // Subject headers received
 	stream   *scan.Stream
 	cancel   context.CancelFunc
 }
@@ -187,6 +188,9 @@ func (s *Session) Header(name, value string, m *gomilter.Modifier) (gomilter.Res
 	s.begin()
 	s.mergeMacros(m)
 	lname := strings.ToLower(name)
+	if lname == "subject" {
+		s.msg.subjects++
+	}
 	for _, own := range verdict.HeaderNames(s.msg.settings.Policy) {
 		if lname == strings.ToLower(own) {
 			s.msg.ours[lname]++
@@ -288,6 +292,9 @@ func (s *Session) Body(m *gomilter.Modifier) (gomilter.Response, error) {
 	switch v.Action {
 	case verdict.Accept, verdict.Tag:
 		modErr = s.rewriteHeaders(m, v.Headers)
+		if modErr == nil && st.NewSubject != nil {
+			modErr = s.rewriteSubject(m, st.NewSubject, results)
+		}
 		if modErr == nil {
 			modErr = s.envelopeEdits(m)
 		}
@@ -322,6 +329,29 @@ func (s *Session) rewriteHeaders(m *gomilter.Modifier, add []verdict.Header) err
 		if err := m.AddHeader(h.Name, fold(h.Name, h.Value)); err != nil {
 			return fmt.Errorf("add header %s: %w", h.Name, err)
 		}
+	}
+	return nil
+}
+
+// rewriteSubject replaces the first Subject (or adds one) when a scanner
+// proposes a new one and the configuration asks for it.
+func (s *Session) rewriteSubject(m *gomilter.Modifier, propose func([]scan.Result) (string, bool), results []scan.Result) error {
+	subj, ok := propose(results)
+	if !ok {
+		return nil
+	}
+	subj = verdict.Sanitize(subj, 900)
+	if subj == "" {
+		return nil
+	}
+	if s.msg.subjects > 0 {
+		if err := m.ChangeHeader(1, "Subject", fold("Subject", subj)); err != nil {
+			return fmt.Errorf("rewrite Subject: %w", err)
+		}
+		return nil
+	}
+	if err := m.AddHeader("Subject", fold("Subject", subj)); err != nil {
+		return fmt.Errorf("add Subject: %w", err)
 	}
 	return nil
 }

@@ -501,3 +501,25 @@ func TestSessionSpamSkip(t *testing.T) {
 		}
 	}
 }
+
+func TestSessionRewriteSubject(t *testing.T) {
+	st := settings(&recScanner{})
+	st.NewSubject = func(rs []scan.Result) (string, bool) { return "[SPAM] hello\r\n%s", true }
+	_, c := startServer(t, Options{}, st)
+	s := connect(t, c)
+	_, mods := send(t, s, clean) // has a Subject
+	m2 := clean
+	m2.headers = [][2]string{{"From", "x@remote.test"}} // has none
+	_, mods2 := send(t, s, m2)
+	changed := false
+	for _, m := range mods {
+		changed = changed || (m.Code == gomilter.ActChangeHeader && m.HeaderName == "Subject" && m.HeaderIndex == 1 && m.HeaderValue == "[SPAM] hello pcts")
+	}
+	added := false
+	for _, m := range mods2 {
+		added = added || (m.Code == gomilter.ActAddHeader && m.HeaderName == "Subject" && m.HeaderValue == "[SPAM] hello pcts")
+	}
+	if !changed || !added {
+		t.Errorf("subject not rewritten (sanitized): with a Subject %+v; without %+v", mods, mods2)
+	}
+}

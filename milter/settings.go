@@ -29,6 +29,10 @@ type Settings struct {
 	// and for clients in these networks; virus scans never are.
 	SpamSkipAuthenticated bool
 	SpamSkipNetworks      []netip.Prefix
+
+	// NewSubject, when set, may propose a new Subject for an accepted
+	// message from the scan results (rspamd's "rewrite subject").
+	NewSubject func([]scan.Result) (string, bool)
 }
 
 // scanners lists the scanners for one message: a skipped spam scanner is
