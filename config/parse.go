@@ -225,6 +225,25 @@ func set(fv reflect.Value, raw any) error {
 		}
 		fv.SetInt(n)
 		return nil
+	case reflect.Float32, reflect.Float64:
+		// An integer is a float too: "reject_at = 10" means 10.0.
+		var f float64
+		switch v := raw.(type) {
+		case float64:
+			f = v
+		case int64:
+			f = float64(v)
+			if int64(f) != v {
+				return fmt.Errorf("%d cannot be held exactly by a float", v)
+			}
+		default:
+			return fmt.Errorf("want a number, got %s", describe(raw))
+		}
+		if fv.OverflowFloat(f) {
+			return fmt.Errorf("%v is out of range", f)
+		}
+		fv.SetFloat(f)
+		return nil
 	case reflect.Slice:
 		if t.Elem().Kind() != reflect.String {
 			break

@@ -240,6 +240,7 @@ func (tb *testbed) teardown() {
 		return
 	}
 	tb.stopped = true
+	runExtraTeardowns()
 	if tb.watch != nil {
 		tb.watch.Process.Signal(syscall.SIGTERM)
 		done := make(chan error, 1)

@@ -25,6 +25,7 @@ type Options struct {
 	WriteTimeout time.Duration // longest wait to send one reply
 	MaxSessions  int           // more concurrent MTA connections are refused with 421
 	Logger       *slog.Logger
+	Metrics      *Metrics // nil: count nothing
 }
 
 // Server accepts MTA connections and runs one Session on each.
@@ -33,7 +34,7 @@ type Server struct {
 	log      *slog.Logger
 	settings atomic.Pointer[Settings]
 	milter   gomilter.Server
-	metrics  serverMetrics
+	metrics  *Metrics
 
 	mu       sync.Mutex
 	conns    map[*deadlineConn]struct{}
@@ -58,12 +59,15 @@ func NewServer(o Options, st *Settings) *Server {
 	if o.MaxSessions <= 0 {
 		o.MaxSessions = 200
 	}
-	s := &Server{opts: o, log: o.Logger, conns: map[*deadlineConn]struct{}{}, done: make(chan struct{})}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics(nil)
+	}
+	s := &Server{opts: o, log: o.Logger, metrics: o.Metrics, conns: map[*deadlineConn]struct{}{}, done: make(chan struct{})}
 	s.settings.Store(st)
 	s.milter = gomilter.Server{
 		NewMilter: s.newMilter,
 		// SMFIF_ADDHDRS | SMFIF_CHGHDRS: add our headers, remove forged copies.
-		Actions: gomilter.OptAddHeader | gomilter.OptChangeHeader,
+		Actions: gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptAddRcpt | gomilter.OptRemoveRcpt | gomilter.OptChangeFrom, // and SMFIF_ADDRCPT | SMFIF_DELRCPT | SMFIF_CHGFROM: BATV (recipient.go)
 	}
 	return s
 }

@@ -8,7 +8,9 @@
 #
 # Installs: postfix (smtp-sink too), clamav-daemon (clamd), clamav (sigtool),
 # clamdscan (PING), clamav-testfiles, swaks, m4, spamd + spamassassin + spamc,
-# rspamd (rspamc), dnsmasq-base (a DNS server for blocklist tests). The system postfix, clamd and
+# rspamd (rspamc), dnsmasq-base (a DNS server for blocklist tests),
+# clamav-milter and spamass-milter (the peers testbed/compare.sh measures
+# nobounce against; their services are kept off). The system postfix, clamd and
 # freshclam are stopped and disabled if their packages started them: the test
 # bed runs its own private instances on loopback.
 #
@@ -96,6 +98,8 @@ declare -A want=(
 	[/usr/bin/rspamd]=rspamd
 	[/usr/bin/rspamc]=rspamd
 	[/usr/sbin/dnsmasq]=dnsmasq-base
+	[/usr/sbin/clamav-milter]=clamav-milter
+	[/usr/sbin/spamass-milter]=spamass-milter
 )
 missing=()
 for path in "${!want[@]}"; do
@@ -129,7 +133,7 @@ if [[ -e /run/clamav/clamd.ctl || -e /run/clamav/clamd.pid || -e /run/clamav/fre
 	service_off clamav-daemon
 	service_off clamav-freshclam
 fi
-for svc in spamd spamassassin rspamd; do
+for svc in spamd spamassassin rspamd clamav-milter spamass-milter; do
 	if pgrep -x "$svc" >/dev/null 2>&1 || [[ -e /run/$svc.pid || -e /run/rspamd/rspamd.pid ]]; then
 		service_off "$svc"
 	fi

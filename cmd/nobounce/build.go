@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"log"
@@ -11,6 +12,9 @@ import (
 	"github.com/nobounce/nobounce/milter"
 	"github.com/nobounce/nobounce/scan"
 	"github.com/nobounce/nobounce/scan/clamd"
+	"github.com/nobounce/nobounce/scan/mime"
+	"github.com/nobounce/nobounce/scan/rspamd"
+	"github.com/nobounce/nobounce/scan/spamd"
 	"github.com/nobounce/nobounce/sockaddr"
 	"github.com/nobounce/nobounce/verdict"
 )
@@ -19,6 +23,18 @@ import (
 type overrides struct {
 	listen string
 	clamd  listFlag
+	spamd  listFlag
+	rspamd listFlag
+	verify verifyFlag
+}
+
+// addSharedFlags declares the flags serve and scan share: each replaces
+// the file's list of that scanner's servers, or of callout backends.
+func (o *overrides) addSharedFlags(fs *flag.FlagSet) {
+	fs.Var(&o.verify, "verify", verifyUsage)
+	fs.Var(&o.clamd, "clamd", "clamd `ADDR`ess, repeatable: unix:/path or inet:host:port (replaces the file's list)")
+	fs.Var(&o.spamd, "spamd", "spamd `ADDR`ess, repeatable: inet:host:port or unix:/path (replaces the file's list)")
+	fs.Var(&o.rspamd, "rspamd", "rspamd `URL`, repeatable: http://127.0.0.1:11333 (replaces the file's list)")
 }
 
 func (o *overrides) apply(c *config.Config) {
@@ -28,6 +44,13 @@ func (o *overrides) apply(c *config.Config) {
 	if len(o.clamd) > 0 {
 		c.Clamd.Addresses = append([]string(nil), o.clamd...)
 	}
+	if len(o.spamd) > 0 {
+		c.Spamd.Addresses = append([]string(nil), o.spamd...)
+	}
+	if len(o.rspamd) > 0 {
+		c.Rspamd.URLs = append([]string(nil), o.rspamd...)
+	}
+	o.verify.apply(c)
 }
 
 // loadConfig reads the file (or the defaults when path is ""), applies the
@@ -47,8 +70,14 @@ func loadConfig(path string, o *overrides) (config.Config, error) {
 	return c, nil
 }
 
+// process is what outlives a reload: the counters, and the recipient caches.
+type process struct {
+	metrics *milter.Metrics
+	caches  *milter.RecipientCaches
+}
+
 // buildSettings turns a valid config into what the milter runs with.
-func buildSettings(c config.Config, logger *slog.Logger) (*milter.Settings, error) {
+func buildSettings(c config.Config, logger *slog.Logger, env process) (*milter.Settings, error) {
 	st := &milter.Settings{
 		OnError: map[string]verdict.OnError{},
 		Policy:  c.Policy(versionString()),
@@ -80,6 +109,80 @@ func buildSettings(c config.Config, logger *slog.Logger) (*milter.Settings, erro
 		st.Scanners = append(st.Scanners, scan.Scanner(sc))
 		st.OnError[sc.Name()] = c.Clamd.OnErrorPolicy()
 	}
+	if c.MIME.Enabled {
+		o, err := c.MIME.Options()
+		if err != nil {
+			return nil, err
+		}
+		sc, err := mime.New(o)
+		if err != nil {
+			return nil, err
+		}
+		st.Scanners = append(st.Scanners, sc)
+		st.Roles[sc.Name()] = verdict.RolePolicy
+		st.Policy.PolicyHeader = verdict.DefaultPolicyHeader
+	}
+	if len(c.Spamd.Addresses) > 0 {
+		var addrs []sockaddr.Addr
+		for _, s := range c.Spamd.Addresses {
+			a, err := sockaddr.Parse(s)
+			if err != nil {
+				return nil, fmt.Errorf("spamd: %w", err)
+			}
+			addrs = append(addrs, a)
+		}
+		sc, err := spamd.New(spamd.Options{
+			Addrs:          addrs,
+			Timeout:        c.Spamd.Timeout.Duration,
+			ConnectTimeout: c.Spamd.ConnectTimeout.Duration,
+			MaxSize:        int64(c.Spamd.MaxSize),
+			User:           c.Spamd.User,
+			TagAt:          c.Spamd.TagAt,
+			RejectAt:       c.Spamd.RejectAt,
+			Logger:         logger,
+		})
+		if err != nil {
+			return nil, err
+		}
+		st.Scanners = append(st.Scanners, sc)
+		st.OnError[sc.Name()] = c.Spamd.OnErrorPolicy()
+		st.Roles[sc.Name()] = verdict.RoleSpam
+		st.Policy.SpamHeaders = true
+	}
+	if len(c.Rspamd.URLs) > 0 {
+		sc, err := rspamd.New(rspamd.Options{
+			URLs:           c.Rspamd.URLs,
+			Password:       c.Rspamd.Password,
+			Timeout:        c.Rspamd.Timeout.Duration,
+			ConnectTimeout: c.Rspamd.ConnectTimeout.Duration,
+			MaxSize:        int64(c.Rspamd.MaxSize),
+			TagAt:          c.Rspamd.TagAt,
+			RejectAt:       c.Rspamd.RejectAt,
+			Logger:         logger,
+		})
+		if err != nil {
+			return nil, err
+		}
+		st.Scanners = append(st.Scanners, sc)
+		st.OnError[sc.Name()] = c.Rspamd.OnErrorPolicy()
+		if c.Rspamd.RewriteSubject {
+			st.NewSubject = func(results []scan.Result) (string, bool) {
+				for _, r := range results {
+					if subj, ok := rspamd.NewSubject(r); ok {
+						return subj, true
+					}
+				}
+				return "", false
+			}
+		}
+		st.Roles[sc.Name()] = verdict.RoleSpam
+		st.Policy.SpamHeaders = true
+	}
+	rs, err := milter.BuildRecipient(c, logger, env.metrics, env.caches)
+	if err != nil {
+		return nil, err
+	}
+	st.Recipient = rs
 	return st, nil
 }
 

@@ -2,8 +2,9 @@
 // viruses inside the SMTP transaction, so that nothing is accepted and then
 // bounced to a forged sender.
 //
-//	nobounce serve [-config FILE] [-listen SOCKET] [-clamd ADDR]...
-//	nobounce scan [-config FILE] [-clamd ADDR]... FILE.eml
+//	nobounce serve [-config FILE] [-listen SOCKET] [-clamd ADDR]... [-spamd ADDR]... [-rspamd URL]... [-verify DOMAIN=ADDR]...
+//	nobounce scan [-config FILE] [-clamd ADDR]... [-spamd ADDR]... [-rspamd URL]... FILE.eml
+//	nobounce check [--json] [--data] --domain DOMAIN HOST[:PORT]
 //	nobounce config check FILE
 //	nobounce version
 package main
@@ -26,8 +27,10 @@ const (
 const usage = `nobounce: refuse viruses inside the SMTP transaction (a milter for Postfix and Sendmail)
 
 usage:
-  nobounce serve [-config FILE] [-listen SOCKET] [-clamd ADDR]...
-  nobounce scan [-config FILE] [-clamd ADDR]... FILE.eml
+  nobounce serve [-config FILE] [-listen SOCKET] [-clamd ADDR]... [-spamd ADDR]...
+                 [-rspamd URL]... [-verify DOMAIN=ADDR]...
+  nobounce scan [-config FILE] [-clamd ADDR]... [-spamd ADDR]... [-rspamd URL]... FILE.eml
+  nobounce check [--json] [--data] --domain DOMAIN HOST[:PORT]
   nobounce config check FILE
   nobounce version
 
@@ -50,6 +53,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serveCmd(args[1:], stderr)
 	case "scan":
 		return scanCmd(args[1:], stdout, stderr)
+	case "check":
+		return checkCmd(args[1:], stdout, stderr)
 	case "config":
 		if len(args) == 3 && args[1] == "check" {
 			return configCheckCmd(args[2], stdout, stderr)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/nobounce/nobounce/milter"
 	"github.com/nobounce/nobounce/scan"
 	"github.com/nobounce/nobounce/verdict"
 )
@@ -17,7 +18,7 @@ func scanCmd(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("scan", stderr)
 	var o overrides
 	cfgPath := fs.String("config", "", "configuration `FILE` (TOML); without it built-in defaults apply")
-	fs.Var(&o.clamd, "clamd", "clamd `ADDR`ess, repeatable: unix:/path or inet:host:port (replaces the file's list)")
+	o.addSharedFlags(fs)
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return exitError
@@ -38,7 +39,7 @@ func scanCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	defer f.Close()
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	st, err := buildSettings(cfg, logger)
+	st, err := buildSettings(cfg, logger, process{metrics: milter.NewMetrics(nil), caches: &milter.RecipientCaches{}})
 	if err != nil {
 		fmt.Fprintf(stderr, "nobounce scan: %v\n", err)
 		return exitError
@@ -66,6 +67,17 @@ func scanCmd(args []string, stdout, stderr io.Writer) int {
 			line += " (" + verdict.Sanitize(r.Threat, 0) + ")"
 		case r.Err != nil:
 			line += " (" + r.Err.Error() + ")"
+		case r.Skipped != "":
+			line = "not scanned (" + r.Skipped + ")"
+		}
+		if r.Spam != nil {
+			line += fmt.Sprintf(", score %.1f/%.1f", r.Spam.Score, r.Spam.Required)
+		}
+		if r.Advice != scan.AdviseNone {
+			line += ", advises " + r.Advice.String()
+		}
+		if r.Rule != "" {
+			line += ": " + verdict.Sanitize(r.Rule, 0)
 		}
 		if r.Server != "" {
 			line += " via " + r.Server

@@ -23,7 +23,7 @@ func serveCmd(args []string, stderr io.Writer) int {
 	var o overrides
 	cfgPath := fs.String("config", "", "configuration `FILE` (TOML); without it built-in defaults serve")
 	fs.StringVar(&o.listen, "listen", "", "milter `SOCKET` to listen on: unix:/path or inet:host:port (overrides the file)")
-	fs.Var(&o.clamd, "clamd", "clamd `ADDR`ess, repeatable: unix:/path or inet:host:port (replaces the file's list)")
+	o.addSharedFlags(fs)
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return exitError
@@ -38,7 +38,12 @@ func serveCmd(args []string, stderr io.Writer) int {
 		return exitError
 	}
 	logger := newLogger(cfg, stderr)
-	st, err := buildSettings(cfg, logger)
+	var reg *metrics.Registry
+	if cfg.MetricsListen != "" {
+		reg = metrics.New()
+	}
+	proc := process{metrics: milter.NewMetrics(reg), caches: &milter.RecipientCaches{}}
+	st, err := buildSettings(cfg, logger, proc)
 	if err != nil {
 		logger.Error("cannot start", "error", err)
 		return exitError
@@ -55,12 +60,12 @@ func serveCmd(args []string, stderr io.Writer) int {
 		WriteTimeout: cfg.WriteTimeout.Duration,
 		MaxSessions:  cfg.MaxSessions,
 		Logger:       logger,
+		Metrics:      proc.metrics,
 	}, st)
 
 	httpCtx, stopHTTP := context.WithCancel(context.Background())
 	defer stopHTTP()
-	if cfg.MetricsListen != "" {
-		reg := metrics.New()
+	if reg != nil {
 		srv.RegisterMetrics(reg)
 		if err := startHTTP(httpCtx, cfg.MetricsListen, reg, srv, logger); err != nil {
 			logger.Error("cannot start", "error", err)
@@ -86,7 +91,7 @@ func serveCmd(args []string, stderr io.Writer) int {
 			return exitOK
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				cfg = reload(*cfgPath, &o, cfg, srv, logger)
+				cfg = reload(*cfgPath, &o, cfg, srv, logger, proc)
 				continue
 			}
 			logger.Info("stopping: draining sessions", "signal", sig.String(), "sessions", srv.Sessions(),
@@ -108,13 +113,13 @@ func serveCmd(args []string, stderr io.Writer) int {
 // reload builds the whole new configuration before swapping it in; a file
 // that doesn't load or validate leaves the running one untouched. Socket and
 // session limits are fixed for the life of the process.
-func reload(path string, o *overrides, old config.Config, srv *milter.Server, logger *slog.Logger) config.Config {
+func reload(path string, o *overrides, old config.Config, srv *milter.Server, logger *slog.Logger, proc process) config.Config {
 	cfg, err := loadConfig(path, o)
 	if err != nil {
 		logger.Error("reload failed: keeping the running configuration", "config", path, "error", err.Error())
 		return old
 	}
-	st, err := buildSettings(cfg, logger)
+	st, err := buildSettings(cfg, logger, proc)
 	if err != nil {
 		logger.Error("reload failed: keeping the running configuration", "config", path, "error", err.Error())
 		return old

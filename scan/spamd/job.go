@@ -154,6 +154,7 @@ func (j *job) scan(ctx context.Context) scan.Result {
 
 	var errs []string
 	last := first
+	var lastErr error // the last server's failure after it took the connection
 	for _, sv := range j.s.order() {
 		last = sv.name
 		if wctx.Err() != nil {
@@ -167,15 +168,22 @@ func (j *job) scan(ctx context.Context) scan.Result {
 			j.s.markDown(sv, err)
 			j.s.log.Debug("spamd unreachable, trying the next address", "addr", sv.name, "queue_id", j.queueID(), "err", err)
 			errs = append(errs, fmt.Sprintf("%s: %v", sv.name, err))
+			lastErr = nil
 			continue
 		}
 		j.s.markUp(sv)
 		rp, err := j.exchange(wctx, conn)
 		if err != nil {
-			if wctx.Err() != nil {
-				err = cause()
+			if wctx.Err() != nil || errors.Is(err, ErrTimeout) {
+				if wctx.Err() != nil {
+					err = cause()
+				}
+				return failed(sv.name, withEarlier(err, errs))
 			}
-			return failed(sv.name, err)
+			j.s.log.Warn("spamd failed, trying the next address", "addr", sv.name, "queue_id", j.queueID(), "err", err)
+			errs = append(errs, fmt.Sprintf("%s: %v", sv.name, err))
+			lastErr = err
+			continue
 		}
 		advice, rule := j.s.advise(rp)
 		return scan.Result{
@@ -187,13 +195,20 @@ func (j *job) scan(ctx context.Context) scan.Result {
 		}
 	}
 	if wctx.Err() != nil {
-		err := cause()
-		if len(errs) > 0 {
-			err = fmt.Errorf("%w (after %s)", err, strings.Join(errs, "; "))
-		}
-		return failed(last, err)
+		return failed(last, withEarlier(cause(), errs))
+	}
+	if lastErr != nil {
+		return failed(last, withEarlier(lastErr, errs[:len(errs)-1]))
 	}
 	return failed(last, fmt.Errorf("no spamd reachable: %s", strings.Join(errs, "; ")))
+}
+
+// withEarlier adds what happened at the addresses tried before to err.
+func withEarlier(err error, errs []string) error {
+	if len(errs) == 0 {
+		return err
+	}
+	return fmt.Errorf("%w (after %s)", err, strings.Join(errs, "; "))
 }
 
 // exchange sends the request and the message on conn and reads the
@@ -208,7 +223,11 @@ func (j *job) exchange(ctx context.Context, conn net.Conn) (*reply, error) {
 	defer stop()
 
 	size := j.sp.Size()
-	_, werr := io.WriteString(conn, requestHeader(size, j.s.opts.User))
+	received := ""
+	if !j.s.opts.NoReceived {
+		received = ReceivedHeader(j.env, time.Now())
+	}
+	_, werr := io.WriteString(conn, requestHeader(int64(len(received))+size, j.s.opts.User)+received)
 	if werr == nil {
 		var n int64
 		n, werr = io.Copy(conn, j.sp.Reader())
@@ -226,18 +245,23 @@ func (j *job) exchange(ctx context.Context, conn net.Conn) (*reply, error) {
 	}
 	rp, rerr := parseReply(conn)
 	var er *errReply
+	var err error
 	switch {
 	case errors.As(rerr, &er):
 		// spamd's own word on what went wrong beats our write error.
 		return nil, rerr
 	case werr != nil:
-		return nil, fmt.Errorf("sending the message: %w", werr)
+		err = fmt.Errorf("sending the message: %w", werr)
 	case rerr != nil:
-		var ne net.Error
-		if errors.As(rerr, &ne) && ne.Timeout() && ctx.Err() == nil {
-			rerr = fmt.Errorf("%w: %w", ErrTimeout, rerr)
-		}
-		return nil, rerr
+		err = rerr
+	default:
+		return rp, nil
 	}
-	return rp, nil
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() && ctx.Err() == nil {
+		// The connection's deadline is ctx's: it went off a moment before
+		// ctx itself.
+		err = fmt.Errorf("%w after %v (%w)", ErrTimeout, j.s.opts.Timeout, err)
+	}
+	return nil, err
 }

@@ -36,8 +36,8 @@ import (
 // Limits on spamd's answer, far above what spamd sends (a SYMBOLS body is
 // a list of rule names; a few hundred bytes).
 const (
-	maxLine   = 4 << 10  // one line of the status or header block
-	maxHeader = 64       // header lines
+	maxLine   = 4 << 10   // one line of the status or header block
+	maxHeader = 64        // header lines
 	maxBody   = 256 << 10 // the symbols
 )
 
@@ -58,6 +58,10 @@ type reply struct {
 // ErrProtocol is in the error of every answer that does not follow the
 // protocol (truncated, garbled, over the limits).
 var ErrProtocol = errors.New("protocol error")
+
+// errNoAnswer: spamd closed the connection before the first byte of an
+// answer.
+var errNoAnswer = errors.New("connection closed without an answer")
 
 // errReply is spamd's own failure answer (a status code other than 0).
 type errReply struct {
@@ -138,7 +142,7 @@ func parseReply(r io.Reader) (*reply, error) {
 	br := bufio.NewReaderSize(r, 4096)
 	status, err := readLine(br)
 	if errors.Is(err, io.ErrUnexpectedEOF) {
-		return nil, fmt.Errorf("connection closed without an answer")
+		return nil, errNoAnswer
 	}
 	if err != nil {
 		return nil, err
@@ -271,6 +275,11 @@ func parseScore(s string) (float64, error) {
 	f, err := strconv.ParseFloat(s, 64)
 	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
 		return 0, fmt.Errorf("%q is not a decimal number", s)
+	}
+	if f == 0 {
+		// spamd writes a small negative total as "-0.0"; it is 0 (spamc
+		// prints it "0.0" too).
+		f = 0
 	}
 	return f, nil
 }

@@ -14,8 +14,16 @@
 //
 // Several addresses form a failover pool, like scan/clamd's: every message
 // goes to the first address not marked down; one that cannot be connected
-// to is marked down for Options.RetryDown and the next is tried. Once a
-// spamd has accepted the connection, any failure is a scan.Failed result.
+// to is marked down for Options.RetryDown and the next is tried. Since the
+// message stays in the spool and a check changes nothing, a spamd that
+// fails after taking the connection (closes it, answers an error or
+// garbage) hands the message to the next address too, without being
+// marked down; a timeout does not, as the time is spent. Every address is
+// tried at most once per message, all within Options.Timeout.
+//
+// In front of the message spamd gets the Received header field the MTA
+// will add (ReceivedHeader): SPAMC has no other way to tell spamd the
+// SMTP client's address, HELO and reverse name.
 //
 // A message over Options.MaxSize (default 1 MiB) is not sent at all: the
 // result is Clean with Skipped "too large". spamd is slow on big messages
@@ -87,6 +95,10 @@ type Options struct {
 	// RejectAt is the score from which the advice is to reject; 0 means
 	// DefaultRejectAt (10). +Inf never rejects.
 	RejectAt float64
+	// NoReceived leaves out the Received header field the scanner
+	// otherwise puts in front of the message for spamd (ReceivedHeader),
+	// so that spamd gets the message exactly as the MTA passed it.
+	NoReceived bool
 	// Logger receives state changes of the addresses. Default: discard.
 	Logger *slog.Logger
 }
@@ -112,14 +124,12 @@ type server struct {
 }
 
 // Health is what Ping learnt about one spamd address.
-type Health struct {
-	Addr    string        // address in Postfix notation ("inet:host:port")
-	Up      bool          // it answered PONG
-	Err     error         // why not, when !Up
-	Latency time.Duration // time to connect and get the answer
-}
+type Health = scan.Health
 
-var _ scan.SpoolScanner = (*Scanner)(nil)
+var (
+	_ scan.SpoolScanner = (*Scanner)(nil)
+	_ scan.Pinger       = (*Scanner)(nil)
+)
 
 // New returns a Scanner for o.Addrs. Nothing is dialled yet.
 func New(o Options) (*Scanner, error) {
@@ -284,6 +294,10 @@ func (s *Scanner) advise(rp *reply) (scan.Advice, string) {
 		return scan.AdviseReject, "score " + fmtScore(score) + " >= " + fmtScore(s.opts.RejectAt)
 	case tag:
 		return scan.AdviseTag, "score " + fmtScore(score) + " >= " + fmtScore(tagAt)
+	}
+	if score >= tagAt {
+		// Only with TagAt 0: spamd's own verdict, which rounds the other way.
+		return scan.AdviseNone, "score " + fmtScore(score) + ", not spam by spamd's verdict (required " + fmtScore(tagAt) + ")"
 	}
 	return scan.AdviseNone, "score " + fmtScore(score) + " < " + fmtScore(tagAt)
 }
