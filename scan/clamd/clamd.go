@@ -29,12 +29,12 @@ import (
 	"net"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	lib "github.com/baruwa-enterprise/clamd"
 
 	"github.com/nobounce/nobounce/scan"
+	"github.com/nobounce/nobounce/scan/failover"
 	"github.com/nobounce/nobounce/sockaddr"
 )
 
@@ -81,20 +81,15 @@ type Options struct {
 type Scanner struct {
 	opts    Options
 	log     *slog.Logger
-	mu      sync.Mutex // guards the health fields of servers
 	servers []*server
+	pool    *failover.Pool // their health, by index
 }
 
-// server is one clamd address and what we know of its health.
+// server is one clamd address.
 type server struct {
+	i    int // index in the pool
 	addr sockaddr.Addr
 	name string // addr.String(), used in results and logs
-
-	// Guarded by Scanner.mu.
-	down      bool      // the last connection attempt failed
-	failedAt  time.Time // time of that failure
-	downUntil time.Time // skipped until then
-	err       error     // that failure
 }
 
 // Health is what Ping learnt about one clamd address.
@@ -125,9 +120,14 @@ func New(o Options) (*Scanner, error) {
 		if (a.Network != "unix" && a.Network != "tcp") || a.Address == "" {
 			return nil, fmt.Errorf("clamd: address %q: want a unix socket path or a TCP host:port", a)
 		}
-		s.servers = append(s.servers, &server{addr: a, name: a.String()})
+		s.servers = append(s.servers, &server{i: len(s.servers), addr: a, name: a.String()})
 	}
 	s.opts.Addrs = slices.Clone(o.Addrs)
+	names := make([]string, len(s.servers))
+	for i, sv := range s.servers {
+		names[i] = sv.name
+	}
+	s.pool = failover.New("clamd", names, s.opts.RetryDown, s.log)
 	return s, nil
 }
 
@@ -163,84 +163,35 @@ func isConnectError(err error) bool {
 	return errors.As(err, &oe) && oe.Op == "dial"
 }
 
-// order returns the servers to try for a new scan: those not marked down in
-// configured order, then the ones marked down, oldest failure first.
+// order returns the servers to try for a new scan (see failover.Pool.Order).
 func (s *Scanner) order() []*server {
-	now := time.Now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	up := make([]*server, 0, len(s.servers))
-	var down []*server
-	for _, sv := range s.servers {
-		if sv.down && now.Before(sv.downUntil) {
-			down = append(down, sv)
-		} else {
-			up = append(up, sv)
-		}
+	idx := s.pool.Order()
+	out := make([]*server, len(idx))
+	for k, i := range idx {
+		out[k] = s.servers[i]
 	}
-	slices.SortStableFunc(down, func(a, b *server) int { return a.failedAt.Compare(b.failedAt) })
-	return append(up, down...)
+	return out
 }
 
-func (s *Scanner) markDown(sv *server, err error) {
-	now := time.Now()
-	s.mu.Lock()
-	was := sv.down
-	sv.down, sv.failedAt, sv.downUntil, sv.err = true, now, now.Add(s.opts.RetryDown), err
-	s.mu.Unlock()
-	if !was {
-		s.log.Warn("clamd down", "addr", sv.name, "err", err, "retry_in", s.opts.RetryDown)
-	}
-}
-
-func (s *Scanner) markUp(sv *server) {
-	s.mu.Lock()
-	was := sv.down
-	sv.down, sv.err = false, nil
-	s.mu.Unlock()
-	if was {
-		s.log.Info("clamd up", "addr", sv.name)
-	}
-}
+func (s *Scanner) markDown(sv *server, err error) { s.pool.Down(sv.i, err) }
+func (s *Scanner) markUp(sv *server)              { s.pool.Up(sv.i) }
 
 // Ping sends PING to every address at once and returns their health in
 // configured order. It updates the state used for failover. Each check is
 // bounded by ConnectTimeout for the connection and again for the answer (the
 // library honours ctx only while connecting).
 func (s *Scanner) Ping(ctx context.Context) []Health {
-	out := make([]Health, len(s.servers))
-	var wg sync.WaitGroup
-	for i, sv := range s.servers {
-		wg.Go(func() { out[i] = s.ping(ctx, sv) })
-	}
-	wg.Wait()
-	return out
-}
-
-func (s *Scanner) ping(ctx context.Context, sv *server) Health {
-	h := Health{Addr: sv.name}
-	start := time.Now()
-	c, err := s.client(sv.addr, s.opts.ConnectTimeout)
-	if err == nil {
-		var pong bool
-		pong, err = c.Ping(ctx)
+	return s.pool.Ping(ctx, func(ctx context.Context, i int) error {
+		c, err := s.client(s.servers[i].addr, s.opts.ConnectTimeout)
+		if err != nil {
+			return err
+		}
+		pong, err := c.Ping(ctx)
 		if err == nil && !pong {
 			err = errors.New("no PONG in the answer to PING")
 		}
-	}
-	h.Latency = time.Since(start)
-	switch {
-	case err == nil:
-		h.Up = true
-		s.markUp(sv)
-	case ctx.Err() != nil:
-		// Our caller gave up: that says nothing about clamd.
-		h.Err = fmt.Errorf("clamd %s: %w", sv.name, context.Cause(ctx))
-	default:
-		h.Err = fmt.Errorf("clamd %s: %w", sv.name, err)
-		s.markDown(sv, err)
-	}
-	return h
+		return err
+	})
 }
 
 // probeSizeLimit asks clamd, on a new connection, whether a stream of n bytes

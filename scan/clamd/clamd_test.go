@@ -90,11 +90,7 @@ func waitStalled(progress *atomic.Int64) {
 	}
 }
 
-func isDown(s *Scanner, i int) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.servers[i].down
-}
+func isDown(s *Scanner, i int) bool { return s.pool.IsDown(i) }
 
 func TestNew(t *testing.T) {
 	if _, err := New(Options{}); err == nil {
