@@ -179,10 +179,28 @@ func (j *job) scan() scan.Result {
 		if j.ctx.Err() != nil {
 			break
 		}
-		c, err := j.s.client(sv.addr, j.s.opts.Timeout)
 		var resp []*lib.Response
-		if err == nil {
-			resp, err = c.ScanReader(j.ctx, &j.body)
+		var err error
+		// A unix socket whose listen queue is full refuses a connect with
+		// EAGAIN at once (a TCP connect would wait in the SYN queue): clamd is
+		// busy, not down. Try again, briefly, within the connect timeout.
+		busyUntil := time.Now().Add(j.s.opts.ConnectTimeout)
+		for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
+			var c *lib.Client
+			c, err = j.s.client(sv.addr, j.s.opts.Timeout)
+			if err == nil {
+				resp, err = c.ScanReader(j.ctx, &j.body)
+			}
+			if err == nil || !errors.Is(err, syscall.EAGAIN) || j.body.n != 0 || time.Now().After(busyUntil) {
+				break
+			}
+			select {
+			case <-j.ctx.Done():
+			case <-time.After(wait):
+			}
+			if j.ctx.Err() != nil {
+				break
+			}
 		}
 		if err != nil && isConnectError(err) && j.body.n == 0 {
 			if j.ctx.Err() != nil {
