@@ -4,7 +4,7 @@ GO        ?= go
 BIN       ?= bin/nobounce
 FUZZTIME  ?= 30s
 
-.PHONY: all build test test-unit test-integration demo bench bench-milter fuzz lint install-deps clean
+.PHONY: all build test test-unit test-integration demo bench bench-milter fuzz lint install-deps clean bench-compare soak soak-short
 
 all: build
 
@@ -37,6 +37,19 @@ bench:
 bench-milter:
 	bash testbed/bench.sh
 
+# nobounce beside clamav-milter, spamass-milter, rspamd's milter proxy and
+# go-milter's NoOpMilter, alternating runs, ratios and a chart (docs/).
+bench-compare:
+	bash testbed/compare.sh
+
+# Soak and fault suite with real Postfix and clamd (soak/, build tag soak);
+# soak-short is the CI-sized version (under 3 minutes).
+soak:
+	bash testbed/soak.sh
+
+soak-short:
+	SOAK_SHORT=1 bash testbed/soak.sh
+
 fuzz:
 	@for pkg in $$($(GO) list ./...); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
@@ -50,6 +63,7 @@ lint: $(STATICCHECK)
 	@test -z "$$(gofmt -l .)" || { echo "gofmt wants to change:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./integration/
+	$(GO) vet -tags soak ./soak/...
 	$(STATICCHECK) ./...
 
 $(STATICCHECK):

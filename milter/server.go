@@ -1,6 +1,7 @@
 package milter
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -144,6 +145,8 @@ func (l *listener) Accept() (net.Conn, error) {
 		s.metrics.refused.Inc()
 	}
 	dc := &deadlineConn{Conn: c, srv: s, sess: sess}
+	dc.r = bufio.NewReaderSize(c, 4096)
+	dc.w = bufio.NewWriterSize(deadlineWriter{dc}, 4096)
 	s.conns[dc] = struct{}{}
 	s.pending = sess
 	return dc, nil
@@ -151,21 +154,36 @@ func (l *listener) Accept() (net.Conn, error) {
 
 // deadlineConn puts a deadline on every read and write, and ends the
 // connection between messages once the server is draining.
+//
+// It also buffers both ways. The MTA sends a macro packet and its command
+// together, and go-milter reads each packet in two reads: one read from the
+// socket serves them all. go-milter writes each reply packet on its own:
+// the replies wait in w until the session next reads (an answer is always
+// followed by a read of the MTA's next command), so the two headers and the
+// "continue" of an end of message leave in one write.
 type deadlineConn struct {
 	net.Conn
 	srv    *Server
 	sess   *Session
 	closed sync.Once
+	r      *bufio.Reader // used by the session's goroutine only
+	wmu    sync.Mutex    // w: the session's goroutine, and Close
+	w      *bufio.Writer
 }
 
 func (c *deadlineConn) Read(p []byte) (int, error) {
+	if err := c.flush(); err != nil {
+		return 0, err
+	}
 	if c.srv.draining.Load() && !c.sess.inMessage() {
 		return 0, io.EOF
 	}
-	if err := c.Conn.SetReadDeadline(time.Now().Add(c.srv.opts.ReadTimeout)); err != nil {
-		return 0, err
+	if c.r.Buffered() == 0 {
+		if err := c.Conn.SetReadDeadline(time.Now().Add(c.srv.opts.ReadTimeout)); err != nil {
+			return 0, err
+		}
 	}
-	n, err := c.Conn.Read(p)
+	n, err := c.r.Read(p)
 	if err != nil && c.srv.draining.Load() && !c.sess.inMessage() {
 		// Shutdown woke this reader on purpose: end quietly.
 		return n, io.EOF
@@ -174,15 +192,35 @@ func (c *deadlineConn) Read(p []byte) (int, error) {
 }
 
 func (c *deadlineConn) Write(p []byte) (int, error) {
-	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.srv.opts.WriteTimeout)); err != nil {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.w.Write(p)
+}
+
+// flush sends the replies written since the last read.
+func (c *deadlineConn) flush() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.w.Buffered() == 0 {
+		return nil
+	}
+	return c.w.Flush()
+}
+
+// deadlineWriter is what w flushes into: the socket, with a deadline.
+type deadlineWriter struct{ c *deadlineConn }
+
+func (d deadlineWriter) Write(p []byte) (int, error) {
+	if err := d.c.Conn.SetWriteDeadline(time.Now().Add(d.c.srv.opts.WriteTimeout)); err != nil {
 		return 0, err
 	}
-	return c.Conn.Write(p)
+	return d.c.Conn.Write(p)
 }
 
 func (c *deadlineConn) Close() error {
 	var err error
 	c.closed.Do(func() {
+		c.flush() // a reply written just before go-milter hung up
 		err = c.Conn.Close()
 		c.sess.close()
 		s := c.srv
