@@ -5,7 +5,8 @@
 #       write override files under DIR/conf, start rspamd with Debian's
 #       /etc/rspamd/rspamd.conf and its normal worker (the HTTP API,
 #       POST /checkv2) on 127.0.0.1:PORT, and wait until GET /ping answers
-#       (90 s at most). With MILTER_PORT its proxy worker listens there in
+#       (90 s at most), then until its hyperscan database is loaded (120 s
+#       at most; see hs_ready). With MILTER_PORT its proxy worker listens there in
 #       milter mode (milter = yes, self_scan = yes: it scans by itself), the
 #       peer nobounce is measured against; without it the proxy and the
 #       controller listen on unix sockets under DIR/run and nothing else.
@@ -48,6 +49,15 @@ ping_rspamd() {
 	reply=$(timeout 5 cat <&3) || { exec 3>&-; return 1; }
 	exec 3>&-
 	[[ $reply == "HTTP/1."?" 200"* && $reply == *pong* ]]
+}
+
+# hs_ready: the regular expressions run on hyperscan. A fresh DBDIR has no
+# compiled database: rspamd answers at once with PCRE while its hs_helper
+# compiles one, then switches, and a few rules score differently after the
+# switch; a test bed must not change its scores halfway through a run.
+# LOG_START is the number of lines the log had before this start.
+hs_ready() {
+	tail -n +"$((LOG_START + 1))" "$LOG" 2>/dev/null | grep -q "full hyperscan database of [0-9]* regexps has been loaded"
 }
 
 ping_dir() {
@@ -140,6 +150,8 @@ start() {
 	chown -R "$USER_:$USER_" "$DIR/db" "$DIR/run" "$DIR/log"
 	: >"$OUT"
 	echo "$port" >"$PORTFILE"
+	LOG_START=0
+	if [[ -f $LOG ]]; then LOG_START=$(wc -l <"$LOG"); fi
 	# setsid: its own process group. -f: the master stays in the
 	# foreground, so $! is rspamd itself.
 	setsid rspamd -f -u "$USER_" -g "$USER_" \
@@ -154,6 +166,9 @@ start() {
 	if ! wait_until 90 ping_rspamd "$port"; then
 		stop_pid "$pid" 5
 		die "rspamd did not answer /ping on 127.0.0.1:$port within 90 s" "$OUT" "$LOG"
+	fi
+	if ! wait_until 120 hs_ready; then
+		echo "$PROG: no hyperscan database loaded after 120 s: going on with PCRE (scores may change when it loads)" >&2
 	fi
 	if [[ -n $milter_port ]] && ! wait_until 30 port_open 127.0.0.1 "$milter_port"; then
 		stop_pid "$pid" 5

@@ -137,6 +137,7 @@ func buildSettings(c config.Config, logger *slog.Logger, env process) (*milter.S
 			ConnectTimeout: c.Spamd.ConnectTimeout.Duration,
 			MaxSize:        int64(c.Spamd.MaxSize),
 			User:           c.Spamd.User,
+			NoReceived:     !c.Spamd.ReceivedHeader,
 			TagAt:          c.Spamd.TagAt,
 			RejectAt:       c.Spamd.RejectAt,
 			Logger:         logger,

@@ -286,7 +286,14 @@ func setEnvelope(h http.Header, env *scan.Envelope) {
 	}
 	set("IP", env.ClientAddr)
 	set("Helo", env.Helo)
-	set("Hostname", env.ClientName)
+	if name := clean(env.ClientName); strings.HasPrefix(name, "[") {
+		// Sendmail names a client without reverse DNS by its address in
+		// brackets; rspamd's word for that is "unknown" (Postfix's too).
+		h.Set("Hostname", "unknown")
+	} else {
+		// "" leaves the lookup to rspamd.
+		set("Hostname", name)
+	}
 	switch {
 	case env.From != "":
 		set("From", env.From)

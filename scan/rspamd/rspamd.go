@@ -38,10 +38,10 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nobounce/nobounce/scan"
+	"github.com/nobounce/nobounce/scan/failover"
 )
 
 // Defaults for the zero values of Options.
@@ -111,20 +111,16 @@ type Scanner struct {
 	opts    Options
 	log     *slog.Logger
 	client  *http.Client
-	mu      sync.Mutex // guards the health fields of servers
 	servers []*server
+	pool    *failover.Pool // their health, by index
 }
 
-// server is one rspamd URL and what we know of its health.
+// server is one rspamd URL.
 type server struct {
+	i     int    // index in the pool
 	name  string // the URL as configured
 	check string // .../checkv2
 	ping  string // .../ping
-
-	// Guarded by Scanner.mu.
-	down      bool
-	failedAt  time.Time
-	downUntil time.Time
 }
 
 // Health is what Ping learnt about one rspamd URL.
@@ -168,9 +164,10 @@ func New(o Options) (*Scanner, error) {
 			return nil, fmt.Errorf("rspamd: %w", err)
 		}
 		base := strings.TrimSuffix(u.String(), "/")
-		s.servers = append(s.servers, &server{name: raw, check: base + "/checkv2", ping: base + "/ping"})
+		s.servers = append(s.servers, &server{i: len(s.servers), name: raw, check: base + "/checkv2", ping: base + "/ping"})
 	}
 	s.opts.URLs = slices.Clone(o.URLs)
+	s.pool = failover.New("rspamd", s.opts.URLs, s.opts.RetryDown, s.log)
 	dialer := &net.Dialer{Timeout: o.ConnectTimeout}
 	s.client = &http.Client{
 		Transport: &http.Transport{
@@ -211,45 +208,19 @@ func ParseURL(raw string) (*url.URL, error) {
 // Name is "rspamd".
 func (s *Scanner) Name() string { return "rspamd" }
 
-// order returns the servers to try: those not marked down in configured
-// order, then the ones marked down, oldest failure first.
+// order returns the servers to try for a new message (see
+// failover.Pool.Order).
 func (s *Scanner) order() []*server {
-	now := time.Now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	up := make([]*server, 0, len(s.servers))
-	var down []*server
-	for _, sv := range s.servers {
-		if sv.down && now.Before(sv.downUntil) {
-			down = append(down, sv)
-		} else {
-			up = append(up, sv)
-		}
+	idx := s.pool.Order()
+	out := make([]*server, len(idx))
+	for k, i := range idx {
+		out[k] = s.servers[i]
 	}
-	slices.SortStableFunc(down, func(a, b *server) int { return a.failedAt.Compare(b.failedAt) })
-	return append(up, down...)
+	return out
 }
 
-func (s *Scanner) markDown(sv *server, err error) {
-	now := time.Now()
-	s.mu.Lock()
-	was := sv.down
-	sv.down, sv.failedAt, sv.downUntil = true, now, now.Add(s.opts.RetryDown)
-	s.mu.Unlock()
-	if !was {
-		s.log.Warn("rspamd down", "url", sv.name, "err", err, "retry_in", s.opts.RetryDown)
-	}
-}
-
-func (s *Scanner) markUp(sv *server) {
-	s.mu.Lock()
-	was := sv.down
-	sv.down = false
-	s.mu.Unlock()
-	if was {
-		s.log.Info("rspamd up", "url", sv.name)
-	}
-}
+func (s *Scanner) markDown(sv *server, err error) { s.pool.Down(sv.i, err) }
+func (s *Scanner) markUp(sv *server)              { s.pool.Up(sv.i) }
 
 // isDialError tells whether err means that no connection was made.
 func isDialError(err error) bool {
@@ -261,29 +232,17 @@ func isDialError(err error) bool {
 // configured order. It updates the state used for failover. Each check is
 // bounded by twice ConnectTimeout (connection, then answer).
 func (s *Scanner) Ping(ctx context.Context) []Health {
-	out := make([]Health, len(s.servers))
-	var wg sync.WaitGroup
-	for i, sv := range s.servers {
-		wg.Go(func() { out[i] = s.pingOne(ctx, sv) })
-	}
-	wg.Wait()
-	return out
-}
-
-func (s *Scanner) pingOne(ctx context.Context, sv *server) Health {
-	h := Health{Addr: sv.name}
-	start := time.Now()
-	pctx, cancel := context.WithTimeout(ctx, 2*s.opts.ConnectTimeout)
-	defer cancel()
-	err := func() error {
-		req, err := http.NewRequestWithContext(pctx, http.MethodGet, sv.ping, nil)
+	return s.pool.Ping(ctx, func(ctx context.Context, i int) error {
+		pctx, cancel := context.WithTimeout(ctx, 2*s.opts.ConnectTimeout)
+		defer cancel()
+		req, err := http.NewRequestWithContext(pctx, http.MethodGet, s.servers[i].ping, nil)
 		if err != nil {
 			return err
 		}
 		s.setPassword(req)
 		resp, err := s.client.Do(req)
 		if err != nil {
-			return err
+			return unwrapURLError(err)
 		}
 		defer resp.Body.Close()
 		body, err := readLimited(resp, 512)
@@ -294,20 +253,7 @@ func (s *Scanner) pingOne(ctx context.Context, sv *server) Health {
 			return fmt.Errorf("answered HTTP %d %q to /ping", resp.StatusCode, truncate(string(body)))
 		}
 		return nil
-	}()
-	h.Latency = time.Since(start)
-	switch {
-	case err == nil:
-		h.Up = true
-		s.markUp(sv)
-	case ctx.Err() != nil:
-		// Our caller gave up: that says nothing about rspamd.
-		h.Err = fmt.Errorf("rspamd %s: %w", sv.name, context.Cause(ctx))
-	default:
-		h.Err = fmt.Errorf("rspamd %s: %w", sv.name, err)
-		s.markDown(sv, err)
-	}
-	return h
+	})
 }
 
 func (s *Scanner) setPassword(req *http.Request) {

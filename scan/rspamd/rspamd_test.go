@@ -56,11 +56,7 @@ func written(t testing.TB, s *Scanner, ctx context.Context, msg []byte, piece in
 	return j.Finish(ctx)
 }
 
-func isDown(s *Scanner, i int) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.servers[i].down
-}
+func isDown(s *Scanner, i int) bool { return s.pool.IsDown(i) }
 
 func TestNew(t *testing.T) {
 	u := []string{"http://127.0.0.1:11333"}
@@ -209,6 +205,10 @@ func TestRequest(t *testing.T) {
 				"Ip": {"::1"}, "From": {"<>"}, "Rcpt": {"postmaster@example.test"}, "User": nil, "Helo": nil, "Password": nil,
 			}},
 		{name: "no envelope", env: nil, size: 100, want: map[string][]string{"From": nil, "Rcpt": nil, "Ip": nil}},
+		{name: "sendmail without reverse DNS", env: &scan.Envelope{ClientAddr: "192.0.2.7", ClientName: "[192.0.2.7]"},
+			size: 100, want: map[string][]string{"Ip": {"192.0.2.7"}, "Hostname": {"unknown"}}},
+		{name: "client name unknown to nobounce", env: &scan.Envelope{ClientAddr: "192.0.2.7"},
+			size: 100, want: map[string][]string{"Ip": {"192.0.2.7"}, "Hostname": nil}},
 		{name: "empty envelope", env: &scan.Envelope{}, size: 100, want: map[string][]string{"From": nil, "Rcpt": nil}},
 		{name: "control characters", env: &scan.Envelope{Helo: "evil\r\nX-Injected: 1", From: "a\x00b@example.org"},
 			size: 100, want: map[string][]string{"Helo": {"evilX-Injected: 1"}, "From": {"ab@example.org"}, "X-Injected": nil}},

@@ -42,10 +42,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nobounce/nobounce/scan"
+	"github.com/nobounce/nobounce/scan/failover"
 	"github.com/nobounce/nobounce/sockaddr"
 )
 
@@ -108,19 +108,15 @@ type Options struct {
 type Scanner struct {
 	opts    Options
 	log     *slog.Logger
-	mu      sync.Mutex // guards the health fields of servers
 	servers []*server
+	pool    *failover.Pool // their health, by index
 }
 
-// server is one spamd address and what we know of its health.
+// server is one spamd address.
 type server struct {
+	i    int // index in the pool
 	addr sockaddr.Addr
-	name string // addr.String()
-
-	// Guarded by Scanner.mu.
-	down      bool
-	failedAt  time.Time
-	downUntil time.Time
+	name string // addr.String(), used in results and logs
 }
 
 // Health is what Ping learnt about one spamd address.
@@ -161,58 +157,35 @@ func New(o Options) (*Scanner, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Scanner{opts: o, log: o.Logger.With("scanner", "spamd")}
+	names := make([]string, 0, len(o.Addrs))
 	for _, a := range o.Addrs {
 		if (a.Network != "unix" && a.Network != "tcp") || a.Address == "" {
 			return nil, fmt.Errorf("spamd: address %q: want a unix socket path or a TCP host:port", a)
 		}
-		s.servers = append(s.servers, &server{addr: a, name: a.String()})
+		s.servers = append(s.servers, &server{i: len(s.servers), addr: a, name: a.String()})
+		names = append(names, a.String())
 	}
 	s.opts.Addrs = slices.Clone(o.Addrs)
+	s.pool = failover.New("spamd", names, s.opts.RetryDown, s.log)
 	return s, nil
 }
 
 // Name is "spamd".
 func (s *Scanner) Name() string { return "spamd" }
 
-// order returns the servers to try: those not marked down in configured
-// order, then the ones marked down, oldest failure first.
+// order returns the servers to try for a new message (see
+// failover.Pool.Order).
 func (s *Scanner) order() []*server {
-	now := time.Now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	up := make([]*server, 0, len(s.servers))
-	var down []*server
-	for _, sv := range s.servers {
-		if sv.down && now.Before(sv.downUntil) {
-			down = append(down, sv)
-		} else {
-			up = append(up, sv)
-		}
+	idx := s.pool.Order()
+	out := make([]*server, len(idx))
+	for k, i := range idx {
+		out[k] = s.servers[i]
 	}
-	slices.SortStableFunc(down, func(a, b *server) int { return a.failedAt.Compare(b.failedAt) })
-	return append(up, down...)
+	return out
 }
 
-func (s *Scanner) markDown(sv *server, err error) {
-	now := time.Now()
-	s.mu.Lock()
-	was := sv.down
-	sv.down, sv.failedAt, sv.downUntil = true, now, now.Add(s.opts.RetryDown)
-	s.mu.Unlock()
-	if !was {
-		s.log.Warn("spamd down", "addr", sv.name, "err", err, "retry_in", s.opts.RetryDown)
-	}
-}
-
-func (s *Scanner) markUp(sv *server) {
-	s.mu.Lock()
-	was := sv.down
-	sv.down = false
-	s.mu.Unlock()
-	if was {
-		s.log.Info("spamd up", "addr", sv.name)
-	}
-}
+func (s *Scanner) markDown(sv *server, err error) { s.pool.Down(sv.i, err) }
+func (s *Scanner) markUp(sv *server)              { s.pool.Up(sv.i) }
 
 // dial connects to sv within ConnectTimeout and ctx.
 func (s *Scanner) dial(ctx context.Context, sv *server) (net.Conn, error) {
@@ -225,20 +198,8 @@ func (s *Scanner) dial(ctx context.Context, sv *server) (net.Conn, error) {
 // configured order. It updates the state used for failover. Each check is
 // bounded by ConnectTimeout for the connection and again for the answer.
 func (s *Scanner) Ping(ctx context.Context) []Health {
-	out := make([]Health, len(s.servers))
-	var wg sync.WaitGroup
-	for i, sv := range s.servers {
-		wg.Go(func() { out[i] = s.ping(ctx, sv) })
-	}
-	wg.Wait()
-	return out
-}
-
-func (s *Scanner) ping(ctx context.Context, sv *server) Health {
-	h := Health{Addr: sv.name}
-	start := time.Now()
-	err := func() error {
-		conn, err := s.dial(ctx, sv)
+	return s.pool.Ping(ctx, func(ctx context.Context, i int) error {
+		conn, err := s.dial(ctx, s.servers[i])
 		if err != nil {
 			return err
 		}
@@ -265,20 +226,7 @@ func (s *Scanner) ping(ctx context.Context, sv *server) Health {
 			return fmt.Errorf("answered %q to PING", truncate(line))
 		}
 		return nil
-	}()
-	h.Latency = time.Since(start)
-	switch {
-	case err == nil:
-		h.Up = true
-		s.markUp(sv)
-	case ctx.Err() != nil:
-		// Our caller gave up: that says nothing about spamd.
-		h.Err = fmt.Errorf("spamd %s: %w", sv.name, context.Cause(ctx))
-	default:
-		h.Err = fmt.Errorf("spamd %s: %w", sv.name, err)
-		s.markDown(sv, err)
-	}
-	return h
+	})
 }
 
 // advise applies the policy to spamd's answer.

@@ -60,11 +60,7 @@ func written(t testing.TB, s *Scanner, ctx context.Context, msg []byte, piece in
 	return j.Finish(ctx)
 }
 
-func isDown(s *Scanner, i int) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.servers[i].down
-}
+func isDown(s *Scanner, i int) bool { return s.pool.IsDown(i) }
 
 func TestNew(t *testing.T) {
 	a := []sockaddr.Addr{{Network: "tcp", Address: "127.0.0.1:783"}}
