@@ -10,106 +10,34 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/nobounce/nobounce/scan"
 )
 
-// job is one message for rspamd. It holds the spool the message is in;
-// all the work happens in Finish.
+// job is one message for rspamd: the spool bookkeeping is scan.SpooledJob's;
+// the exchange with rspamd (scan) runs at Finish.
 type job struct {
-	s      *Scanner
-	env    *scan.Envelope
-	start  time.Time
-	ctx    context.Context // Begin's ctx, cancelled by Abort
-	cancel context.CancelCauseFunc
-
-	sp   *scan.Spool
-	own  bool // sp was made by Begin: Write fills it, the job closes it
-	over bool // own spool: outgrew MaxSize or closed; nothing to read
-
-	mu    sync.Mutex
-	busy  bool         // Finish is reading the spool
-	final *scan.Result // what Finish returned
+	*scan.SpooledJob
+	s   *Scanner
+	env *scan.Envelope
 }
 
 // BeginSpooled starts a scan of the message that sp holds once the stream
 // has ended; sp belongs to the caller.
 func (s *Scanner) BeginSpooled(ctx context.Context, env *scan.Envelope, sp *scan.Spool) scan.Job {
-	j := &job{s: s, env: env, start: time.Now(), sp: sp}
-	j.ctx, j.cancel = context.WithCancelCause(ctx)
-	return j
+	return s.newJob(ctx, env, sp, false)
 }
 
 // Begin starts a scan that keeps its own spool, filled by Write (for use
 // without a scan.Stream). Bytes past MaxSize are not kept.
 func (s *Scanner) Begin(ctx context.Context, env *scan.Envelope) scan.Job {
-	j := s.BeginSpooled(ctx, env, scan.NewSpool("", 0)).(*job)
-	j.own = true
+	return s.newJob(ctx, env, scan.NewSpool("", 0), true)
+}
+
+func (s *Scanner) newJob(ctx context.Context, env *scan.Envelope, sp *scan.Spool, own bool) *job {
+	j := &job{s: s, env: env}
+	j.SpooledJob = scan.NewSpooledJob(ctx, "rspamd", sp, own, s.opts.MaxSize, errAborted, j.scan)
 	return j
-}
-
-// Write appends p to the job's own spool. It is not used by a scan.Stream.
-func (j *job) Write(p []byte) (int, error) {
-	if j.ctx.Err() != nil {
-		return 0, fmt.Errorf("rspamd: %w", context.Cause(j.ctx))
-	}
-	if !j.own {
-		return 0, errors.New("rspamd: Write on a spooled job")
-	}
-	if j.over {
-		return len(p), nil
-	}
-	if j.sp.Size()+int64(len(p)) > j.s.opts.MaxSize {
-		j.over = true
-		j.sp.Close()
-		return len(p), nil
-	}
-	return j.sp.Write(p)
-}
-
-// Abort abandons the scan; a Finish under way returns at once.
-func (j *job) Abort() {
-	j.cancel(errAborted)
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if !j.busy {
-		// A Finish under way closes the spool when it is done with it.
-		j.closeOwn()
-	}
-}
-
-func (j *job) closeOwn() {
-	if j.own && !j.over {
-		j.sp.Close()
-		j.over = true
-	}
-}
-
-// Finish sends the message to rspamd and waits for the answer, at most
-// Options.Timeout and until ctx is done.
-func (j *job) Finish(ctx context.Context) scan.Result {
-	j.mu.Lock()
-	if j.final != nil {
-		defer j.mu.Unlock()
-		return *j.final
-	}
-	j.busy = true
-	j.mu.Unlock()
-
-	r := j.scan(ctx)
-	r.Scanner = "rspamd"
-	r.Elapsed = time.Since(j.start)
-
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	j.busy = false
-	if j.final == nil {
-		j.final = &r
-	}
-	j.closeOwn()
-	return *j.final
 }
 
 func (j *job) queueID() string {
@@ -133,21 +61,21 @@ func withEarlier(err error, errs []string) error {
 
 func (j *job) scan(ctx context.Context) scan.Result {
 	first := j.s.servers[0].name
-	if err := j.ctx.Err(); err != nil {
-		return failed(first, context.Cause(j.ctx))
+	if err := j.Ctx.Err(); err != nil {
+		return failed(first, context.Cause(j.Ctx))
 	}
 	if err := ctx.Err(); err != nil {
 		return failed(first, context.Cause(ctx))
 	}
-	if j.over || j.sp.Size() > j.s.opts.MaxSize {
+	if j.Over() || j.Spool.Size() > j.s.opts.MaxSize {
 		return scan.Result{Status: scan.Clean, Skipped: SkippedTooLarge,
 			Rule: fmt.Sprintf("over max_size %d", j.s.opts.MaxSize)}
 	}
-	if err := j.sp.Err(); err != nil {
+	if err := j.Spool.Err(); err != nil {
 		return failed(first, err)
 	}
 
-	wctx, cancel := context.WithTimeoutCause(j.ctx, j.s.opts.Timeout,
+	wctx, cancel := context.WithTimeoutCause(j.Ctx, j.s.opts.Timeout,
 		fmt.Errorf("%w after %v", ErrTimeout, j.s.opts.Timeout))
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { cancel() })
@@ -199,8 +127,8 @@ func (j *job) scan(ctx context.Context) scan.Result {
 
 // exchange posts the message to one rspamd and maps its answer.
 func (j *job) exchange(ctx context.Context, sv *server) (scan.Result, error) {
-	size := j.sp.Size()
-	var body io.Reader = j.sp.Reader()
+	size := j.Spool.Size()
+	var body io.Reader = j.Spool.Reader()
 	if size == 0 {
 		body = http.NoBody
 	}
@@ -210,7 +138,7 @@ func (j *job) exchange(ctx context.Context, sv *server) (scan.Result, error) {
 	}
 	req.ContentLength = size
 	if size > 0 {
-		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(j.sp.Reader()), nil }
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(j.Spool.Reader()), nil }
 	}
 	setEnvelope(req.Header, j.env)
 	j.s.setPassword(req)
